@@ -1,0 +1,5 @@
+//! `oidcctl`: see `oidcctl --help`.
+
+fn main() -> std::process::ExitCode {
+    oidcd::ctl::main()
+}

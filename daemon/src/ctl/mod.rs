@@ -1,0 +1,305 @@
+//! `oidcctl`: see `oidcctl --help`.
+#![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
+
+mod show;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use oidc_proto::client::{self, ClientError, TrustedOwner};
+use oidc_proto::types::{ErrorCode, IdMap};
+use oidc_proto::{Request, Response};
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: not found, refused, or invalid.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: usage error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the daemon could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// See and fix the state of oidcd, the OpenID Connect login daemon.
+///
+/// Read commands work for every user (claims are shown to root only); commands that change
+/// anything need root, which the daemon checks from the socket's peer credentials.
+#[derive(Parser, Debug)]
+#[command(
+    name = "oidcctl",
+    version,
+    about,
+    long_about,
+    after_help = "Exit status:\n  0  success\n  1  not found, refused or invalid (the message says which)\n  2  usage error\n  3  oidcd is not running or did not answer\n\nExamples:\n  oidcctl status\n  oidcctl user show alice --json\n  oidcctl import users.json\n  oidcctl export > idmap.json   # then on another host: oidcctl import idmap.json"
+)]
+pub struct Args {
+    /// Configuration file (for `config check`, and to find the socket).
+    #[arg(long, global = true, value_name = "PATH", default_value = oidc_proto::paths::CONFIG_PATH)]
+    config: PathBuf,
+    /// The daemon's socket (default: cache.socket_path from the configuration, else /run/oidcd/socket).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Is the daemon up, is a provider configured, how many users and groups, where is the database.
+    Status,
+    /// Users in the identity cache.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Provider groups in the identity cache.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// The identity cache itself.
+    #[command(subcommand)]
+    Cache(CacheCmd),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Pre-provision users (like useradd) or pin another host's UID/GID map.
+    ///
+    /// FILE is either a JSON array of claim sets, each exactly as the configured provider would
+    /// send them in an ID token or userinfo (`sub` required; the issuer is the configured
+    /// one), or a map written by `oidcctl export`. Each user goes through the same mapping,
+    /// protection and access rules as a login. A bad entry is reported with its index and none
+    /// of the file is applied. Use `-` for standard input.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the UID/GID map (JSON), so other hosts can `oidcctl import` it and give the same
+    /// people the same IDs whatever order they log in.
+    Export,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// List users: name, UID, groups, source, last login.
+    List,
+    /// Show one user in full.
+    Show {
+        /// Unix name.
+        name: String,
+    },
+    /// Remove a user from the cache (their files stay; they get the same UID if they return).
+    Remove {
+        /// Unix name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupCmd {
+    /// List provider groups: name, GID, members.
+    List,
+    /// Show one group.
+    Show {
+        /// Unix name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Remove every user, group and membership (users reappear, with the same IDs, at their
+    /// next login).
+    Clear,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Check the configuration without starting anything; print each problem as
+    /// file:line:column: key: message.
+    Check,
+}
+
+/// Runs `oidcctl` with the process's arguments.
+pub fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    ExitCode::from(run(&args))
+}
+
+fn run(args: &Args) -> u8 {
+    let request = match &args.command {
+        Command::Config(ConfigCmd::Check) => return config_check(args),
+        Command::Status => Request::Status,
+        Command::User(UserCmd::List) => Request::AdminUserList,
+        Command::User(UserCmd::Show { name }) => Request::AdminUserShow { name: name.clone() },
+        Command::User(UserCmd::Remove { name }) => Request::AdminUserRemove { name: name.clone() },
+        Command::Group(GroupCmd::List) => Request::AdminGroupList,
+        Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
+        Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,
+        Command::Export => Request::AdminExport,
+        Command::Import { file } => match import_request(file) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("oidcctl: {e}");
+                return EXIT_FAILED;
+            }
+        },
+    };
+    let socket = socket_path(args);
+    let response = match client::call(&socket, TrustedOwner::Root, &request, TIMEOUT) {
+        Ok(r) => r,
+        Err(e) => {
+            return unreachable(
+                &e,
+                &socket,
+                matches!(args.command, Command::Status),
+                args.json,
+            );
+        }
+    };
+    print_response(args, response)
+}
+
+fn print_response(args: &Args, response: Response) -> u8 {
+    let mut out = std::io::stdout().lock();
+    let printed = match &response {
+        Response::NotFound => {
+            eprintln!("oidcctl: not found");
+            return EXIT_FAILED;
+        }
+        Response::Error {
+            code,
+            message,
+            details,
+        } => {
+            eprintln!("oidcctl: {message}");
+            for d in details {
+                eprintln!("  {d}");
+            }
+            if *code == ErrorCode::PermissionDenied {
+                eprintln!("oidcctl: run it as root (sudo oidcctl ...)");
+            }
+            return EXIT_FAILED;
+        }
+        Response::Unavailable { reason } => {
+            eprintln!("oidcctl: oidcd cannot answer: {reason}");
+            return EXIT_FAILED;
+        }
+        _ if args.json => show::json(&mut out, &response),
+        _ => show::text(&mut out, &response),
+    };
+    match printed.and_then(|()| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("oidcctl: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn unreachable(e: &ClientError, socket: &Path, is_status: bool, json: bool) -> u8 {
+    if is_status && json {
+        let v = serde_json::json!({"daemon_running": false, "socket_path": socket, "error": e.to_string()});
+        println!("{v:#}");
+    } else {
+        eprintln!("oidcctl: {e}");
+        if matches!(e, ClientError::NotRunning(_)) {
+            eprintln!(
+                "oidcctl: start it with `systemctl start oidcd` and see `journalctl -u oidcd`"
+            );
+        }
+    }
+    EXIT_UNREACHABLE
+}
+
+/// `--socket`, else the configuration's `cache.socket_path` when the file can be read (it is
+/// root-only when it holds a secret), else the compiled-in path.
+fn socket_path(args: &Args) -> PathBuf {
+    if let Some(s) = &args.socket {
+        return s.clone();
+    }
+    std::fs::read_to_string(&args.config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("cache")?
+                .get("socket_path")?
+                .as_str()
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(oidc_proto::paths::SOCKET_PATH))
+}
+
+fn config_check(args: &Args) -> u8 {
+    match Config::load(&args.config) {
+        Ok(c) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": c.path, "valid": true, "errors": []})
+                );
+            } else {
+                println!("{}: ok", c.path.display());
+                if c.provider.is_none() {
+                    println!(
+                        "note: no [provider] configured: lookups and imports work, logins do not"
+                    );
+                }
+            }
+            EXIT_OK
+        }
+        Err(errors) => {
+            if args.json {
+                let list: Vec<Value> = errors
+                    .0
+                    .iter()
+                    .map(|e| serde_json::json!({"line": e.line, "column": e.column, "key": e.key, "message": e.message}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"file": args.config, "valid": false, "errors": list})
+                );
+            } else {
+                eprintln!("{errors}");
+                eprintln!("{} problem(s) found", errors.0.len());
+            }
+            EXIT_FAILED
+        }
+    }
+}
+
+fn import_request(file: &Path) -> Result<Request, String> {
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("reading standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
+    };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?;
+    match value {
+        Value::Array(entries) => Ok(Request::AdminImport { entries }),
+        Value::Object(ref o) if o.get("format").and_then(Value::as_str) == Some(IdMap::FORMAT) => {
+            let map: IdMap = serde_json::from_value(value)
+                .map_err(|e| format!("{}: not a valid ID map: {e}", file.display()))?;
+            Ok(Request::AdminImportMap { map })
+        }
+        _ => Err(format!(
+            "{}: expected a JSON array of claim sets, or an ID map from `oidcctl export`",
+            file.display()
+        )),
+    }
+}

@@ -1,0 +1,246 @@
+//! How `oidcctl` prints answers: aligned text for people, JSON with `--json`.
+
+use std::io::{self, Write};
+
+use oidc_proto::Response;
+use oidc_proto::types::{GroupRecord, UserRecord};
+use serde_json::json;
+
+/// Prints the payload of `r` as JSON.
+pub fn json(out: &mut impl Write, r: &Response) -> io::Result<()> {
+    let v = match r {
+        Response::Status(s) => {
+            let mut v = serde_json::to_value(s)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("daemon_running".into(), json!(true));
+            }
+            v
+        }
+        Response::UserList { users } => serde_json::to_value(users)?,
+        Response::UserDetails(u) => serde_json::to_value(u)?,
+        Response::GroupList { groups } => serde_json::to_value(groups)?,
+        Response::GroupDetails(g) => serde_json::to_value(g)?,
+        Response::Imported { users } => json!({ "imported": users }),
+        Response::Map(m) => serde_json::to_value(m)?,
+        Response::Done { message } => json!({ "done": message }),
+        other => serde_json::to_value(other)?,
+    };
+    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
+}
+
+/// Prints the payload of `r` for a person.
+pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
+    match r {
+        Response::Status(s) => {
+            writeln!(
+                out,
+                "oidcd:          running (version {}, protocol {})",
+                s.daemon_version, s.protocol_version
+            )?;
+            writeln!(out, "uptime:         {}", duration(s.uptime_secs))?;
+            writeln!(out, "configuration:  {}", s.config_path)?;
+            match (&s.issuer, &s.client_id) {
+                (Some(i), Some(c)) => writeln!(out, "provider:       {i} (client {c})")?,
+                _ => writeln!(out, "provider:       not configured (logins disabled)")?,
+            }
+            writeln!(out, "socket:         {}", s.socket_path)?;
+            match (&s.db_error, s.schema_version) {
+                (Some(e), _) => writeln!(out, "database:       BROKEN: {e}")?,
+                (None, Some(v)) => writeln!(out, "database:       {} (schema {v})", s.db_path)?,
+                (None, None) => writeln!(out, "database:       {}", s.db_path)?,
+            }
+            writeln!(out, "users:          {}", s.users)?;
+            writeln!(out, "groups:         {}", s.groups)?;
+            writeln!(out, "logins running: {}", s.logins_in_progress)?;
+            writeln!(
+                out,
+                "enumeration:    {}",
+                if s.enumerate { "on" } else { "off" }
+            )
+        }
+        Response::UserList { users } => user_table(out, users),
+        Response::UserDetails(u) => user_details(out, u),
+        Response::GroupList { groups } => group_table(out, groups),
+        Response::GroupDetails(g) => group_details(out, g),
+        Response::Imported { users } => {
+            for u in users {
+                let what = if u.created { "created" } else { "refreshed" };
+                writeln!(out, "{what} {} (uid {})", u.name, u.uid)?;
+            }
+            writeln!(out, "{} user(s) imported", users.len())
+        }
+        Response::Map(m) => writeln!(out, "{}", serde_json::to_string_pretty(m)?),
+        Response::Done { message } => writeln!(out, "{message}"),
+        other => writeln!(out, "{other:?}"),
+    }
+}
+
+fn user_table(out: &mut impl Write, users: &[UserRecord]) -> io::Result<()> {
+    let rows: Vec<[String; 5]> = users
+        .iter()
+        .map(|u| {
+            let mut groups = u.groups.clone();
+            groups.extend(u.local_groups.iter().map(|g| format!("{g}*")));
+            [
+                u.unix.name.clone(),
+                u.unix.uid.to_string(),
+                if groups.is_empty() {
+                    "-".into()
+                } else {
+                    groups.join(",")
+                },
+                u.source.clone(),
+                u.last_login_at
+                    .map_or_else(|| "never".into(), |t| t.to_string()),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "NAME",
+            "UID",
+            "GROUPS (*=admin local)",
+            "SOURCE",
+            "LAST LOGIN (unix time)",
+        ],
+        &rows,
+    )?;
+    writeln!(out, "{} user(s)", users.len())
+}
+
+fn user_details(out: &mut impl Write, u: &UserRecord) -> io::Result<()> {
+    let x = &u.unix;
+    writeln!(out, "name:           {}", x.name)?;
+    writeln!(out, "uid / gid:      {} / {}", x.uid, x.gid)?;
+    writeln!(out, "gecos:          {}", x.gecos)?;
+    writeln!(out, "home:           {}", x.home)?;
+    writeln!(out, "shell:          {}", x.shell)?;
+    writeln!(
+        out,
+        "passwd line:    {}:*:{}:{}:{}:{}:{}",
+        x.name, x.uid, x.gid, x.gecos, x.home, x.shell
+    )?;
+    writeln!(out, "issuer:         {}", u.issuer)?;
+    writeln!(out, "subject:        {}", u.sub)?;
+    writeln!(
+        out,
+        "email:          {}{}",
+        u.email.as_deref().unwrap_or("-"),
+        if u.email_verified { " (verified)" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "groups:         {}",
+        if u.groups.is_empty() {
+            "-".into()
+        } else {
+            u.groups.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "admin groups:   {}",
+        if u.local_groups.is_empty() {
+            "-".into()
+        } else {
+            u.local_groups.join(", ")
+        }
+    )?;
+    writeln!(out, "source:         {}", u.source)?;
+    writeln!(out, "created:        {}", u.created_at)?;
+    writeln!(out, "updated:        {}", u.updated_at)?;
+    writeln!(
+        out,
+        "last login:     {}",
+        u.last_login_at
+            .map_or_else(|| "never".into(), |t| t.to_string())
+    )?;
+    if !u.claims.is_null() {
+        writeln!(out, "claims:         {}", serde_json::to_string(&u.claims)?)?;
+    }
+    Ok(())
+}
+
+fn group_table(out: &mut impl Write, groups: &[GroupRecord]) -> io::Result<()> {
+    let rows: Vec<[String; 4]> = groups
+        .iter()
+        .map(|g| {
+            [
+                g.unix.name.clone(),
+                g.unix.gid.to_string(),
+                g.provider_name.clone(),
+                if g.unix.members.is_empty() {
+                    "-".into()
+                } else {
+                    g.unix.members.join(",")
+                },
+            ]
+        })
+        .collect();
+    table(out, &["NAME", "GID", "PROVIDER GROUP", "MEMBERS"], &rows)?;
+    writeln!(out, "{} group(s)", groups.len())
+}
+
+fn group_details(out: &mut impl Write, g: &GroupRecord) -> io::Result<()> {
+    writeln!(out, "name:           {}", g.unix.name)?;
+    writeln!(out, "gid:            {}", g.unix.gid)?;
+    writeln!(out, "provider group: {}", g.provider_name)?;
+    writeln!(out, "issuer:         {}", g.issuer)?;
+    writeln!(
+        out,
+        "members:        {}",
+        if g.unix.members.is_empty() {
+            "-".into()
+        } else {
+            g.unix.members.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "group line:     {}:*:{}:{}",
+        g.unix.name,
+        g.unix.gid,
+        g.unix.members.join(",")
+    )?;
+    writeln!(out, "created:        {}", g.created_at)?;
+    writeln!(out, "updated:        {}", g.updated_at)
+}
+
+fn table<const N: usize>(
+    out: &mut impl Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> io::Result<()> {
+    let mut widths = header.map(str::len);
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}

@@ -1,0 +1,331 @@
+//! One function per request. Every request is authorised against the peer's credentials here,
+//! in one place; privileged requests are root-only.
+
+use oidc_proto::types::{AccountStatus, ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser};
+use oidc_proto::{PROTOCOL_VERSION, Request, Response};
+
+use crate::state::{CacheKey, State};
+use crate::store::{NewIds, Store, StoreError};
+
+/// Who is asking, from `SO_PEERCRED` (not from anything the peer says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// User ID.
+    pub uid: u32,
+    /// Group ID.
+    pub gid: u32,
+    /// Process ID.
+    pub pid: i32,
+}
+
+impl Peer {
+    fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// Answers one request that does not belong to a login conversation.
+pub fn handle(state: &State, peer: &Peer, req: Request) -> Response {
+    if req.needs_root() && !peer.is_root() {
+        return Response::error(ErrorCode::PermissionDenied, "this request needs root");
+    }
+    match req {
+        Request::GetUserByName { name } => lookup(state, CacheKey::UserName(name.clone()), |s| {
+            Ok(s.user_by_name(&name)?.map(user))
+        }),
+        Request::GetUserByUid { uid } => lookup(state, CacheKey::Uid(uid), |s| {
+            Ok(s.user_by_uid(uid)?.map(user))
+        }),
+        Request::GetGroupByName { name } => lookup(state, CacheKey::GroupName(name.clone()), |s| {
+            Ok(s.group_by_name(&name)?.map(group))
+        }),
+        Request::GetGroupByGid { gid } => lookup(state, CacheKey::Gid(gid), |s| {
+            Ok(s.group_by_gid(gid)?.map(group))
+        }),
+        Request::GetGroupsOfUser { name } => groups_of_user(state, &name),
+        Request::ListUsers => enumerate(state, Response::Users { users: Vec::new() }, |s| {
+            Ok(Response::Users {
+                users: s.all_users()?,
+            })
+        }),
+        Request::ListGroups => enumerate(state, Response::Groups { groups: Vec::new() }, |s| {
+            Ok(Response::Groups {
+                groups: s.all_groups()?,
+            })
+        }),
+        Request::AccountCheck { user, .. } => account(state, &user),
+        Request::LoginStart { .. } | Request::LoginWait { .. } | Request::LoginCancel { .. } => {
+            Response::error(
+                ErrorCode::Unavailable,
+                "device-flow login is not available in this build",
+            )
+        }
+        Request::Status => status(state),
+        Request::AdminUserList => read(state, |s| {
+            let mut users = s.user_records()?;
+            for u in &mut users {
+                decorate(state, peer, u);
+            }
+            Ok(Response::UserList { users })
+        }),
+        Request::AdminUserShow { name } => read(state, |s| {
+            Ok(match s.user_record(&name)? {
+                Some(mut u) => {
+                    decorate(state, peer, &mut u);
+                    Response::UserDetails(u)
+                }
+                None => Response::NotFound,
+            })
+        }),
+        Request::AdminGroupList => read(state, |s| {
+            Ok(Response::GroupList {
+                groups: s.group_records()?,
+            })
+        }),
+        Request::AdminGroupShow { name } => read(state, |s| {
+            Ok(s.group_record(&name)?
+                .map_or(Response::NotFound, Response::GroupDetails))
+        }),
+        Request::AdminUserRemove { name } => write(state, |s, _| {
+            Ok(if s.remove_user(&name)? {
+                log::info!("user {name} removed by uid {}", peer.uid);
+                Response::Done {
+                    message: format!("user {name} removed"),
+                }
+            } else {
+                Response::NotFound
+            })
+        }),
+        Request::AdminCacheClear => write(state, |s, _| {
+            s.clear()?;
+            log::info!("identity cache cleared by uid {}", peer.uid);
+            Ok(Response::Done {
+                message: "all users, groups and memberships removed".into(),
+            })
+        }),
+        Request::AdminImport { entries } => import(state, &entries),
+        Request::AdminImportMap { map } => write(state, |s, ctx| {
+            Ok(match s.import_map(ctx, &map)? {
+                Ok(n) => {
+                    log::info!("ID map imported: {n} new entries");
+                    Response::Done {
+                        message: format!("{n} new users and groups pinned"),
+                    }
+                }
+                Err(errors) => rejected(errors.len(), map.users.len() + map.groups.len(), errors),
+            })
+        }),
+        Request::AdminExport => {
+            let cfg = state.config();
+            let Some(p) = &cfg.provider else {
+                return no_provider();
+            };
+            read(state, |s| Ok(Response::Map(s.export(&p.issuer)?)))
+        }
+    }
+}
+
+fn user(u: UnixUser) -> Response {
+    Response::User(u)
+}
+
+fn group(g: UnixGroup) -> Response {
+    Response::Group(g)
+}
+
+/// A cacheable lookup: `Ok(None)` from the store is "not found".
+fn lookup(
+    state: &State,
+    key: CacheKey,
+    f: impl FnOnce(&mut Store) -> Result<Option<Response>, StoreError>,
+) -> Response {
+    if let Some(hit) = state.cached(&key) {
+        return hit;
+    }
+    let resp = match state.with_store(f) {
+        Ok(Some(r)) => r,
+        Ok(None) => Response::NotFound,
+        Err(reason) => return Response::Unavailable { reason },
+    };
+    state.remember(key, &resp);
+    resp
+}
+
+fn groups_of_user(state: &State, name: &str) -> Response {
+    let key = CacheKey::GroupsOf(name.to_string());
+    if let Some(hit) = state.cached(&key) {
+        return hit;
+    }
+    let (mut gids, admin) = match state.with_store(|s| s.groups_of_user(name)) {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            state.remember(key, &Response::NotFound);
+            return Response::NotFound;
+        }
+        Err(reason) => return Response::Unavailable { reason },
+    };
+    if admin {
+        let cfg = state.config();
+        match state.local() {
+            Ok(local) => {
+                for g in &cfg.access.admin_local_groups {
+                    match local.group_gid(g) {
+                        Some(gid) => gids.push(gid),
+                        None => log::warn!("admin local group {g:?} does not exist in /etc/group"),
+                    }
+                }
+            }
+            Err(why) => log::error!("{why}: admin groups not granted to {name}"),
+        }
+    }
+    gids.sort_unstable();
+    gids.dedup();
+    let resp = Response::GroupIds { gids };
+    state.remember(key, &resp);
+    resp
+}
+
+/// Enumeration is served only when enabled (like SSSD's `enumerate = false` default): one
+/// `getent passwd` would otherwise copy every user into every process that asks.
+fn enumerate(
+    state: &State,
+    disabled: Response,
+    f: impl FnOnce(&mut Store) -> Result<Response, StoreError>,
+) -> Response {
+    if !state.config().cache.enumerate {
+        return disabled;
+    }
+    read(state, f)
+}
+
+fn read(state: &State, f: impl FnOnce(&mut Store) -> Result<Response, StoreError>) -> Response {
+    state
+        .with_store(f)
+        .unwrap_or_else(|reason| Response::Unavailable { reason })
+}
+
+/// A change: runs with the issuer, rules and local accounts, then drops cached answers.
+fn write(
+    state: &State,
+    f: impl FnOnce(&mut Store, &NewIds<'_>) -> Result<Response, StoreError>,
+) -> Response {
+    let cfg = state.config();
+    let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
+    let local = match state.local() {
+        Ok(l) => l,
+        Err(why) => return Response::error(ErrorCode::Unavailable, why),
+    };
+    let ctx = NewIds {
+        issuer,
+        cfg: &cfg,
+        local: &local,
+        now: state.clock.now(),
+    };
+    let resp = state
+        .with_store(|s| f(s, &ctx))
+        .unwrap_or_else(|reason| Response::Unavailable { reason });
+    drop(local);
+    state.invalidate();
+    resp
+}
+
+fn import(state: &State, entries: &[serde_json::Value]) -> Response {
+    if state.config().provider.is_none() {
+        return no_provider();
+    }
+    write(state, |s, ctx| {
+        Ok(match s.import(ctx, entries)? {
+            Ok(applied) => {
+                for a in &applied {
+                    log::info!(
+                        "imported user {} (uid {}){}",
+                        a.name,
+                        a.uid,
+                        if a.created { "" } else { ", refreshed" }
+                    );
+                }
+                Response::Imported {
+                    users: applied
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, a)| ImportedUser {
+                            index,
+                            name: a.name,
+                            uid: a.uid,
+                            created: a.created,
+                        })
+                        .collect(),
+                }
+            }
+            Err(errors) => rejected(errors.len(), entries.len(), errors),
+        })
+    })
+}
+
+fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) -> Response {
+    for e in &errors {
+        log::warn!("import refused entry {}: {}", e.index, e.message);
+    }
+    Response::Error {
+        code: ErrorCode::Rejected,
+        message: format!("{bad} of {total} entries refused; nothing was applied"),
+        details: errors
+            .into_iter()
+            .map(|e| format!("entry {}: {}", e.index, e.message))
+            .collect(),
+    }
+}
+
+fn no_provider() -> Response {
+    Response::error(
+        ErrorCode::Unavailable,
+        "no provider is configured: set [provider] issuer and client_id in the configuration",
+    )
+}
+
+fn account(state: &State, name: &str) -> Response {
+    match state.with_store(|s| s.user_by_name(name)) {
+        Ok(Some(_)) => Response::Account {
+            account: AccountStatus::Allowed,
+        },
+        Ok(None) => Response::Account {
+            account: AccountStatus::Unknown,
+        },
+        Err(reason) => Response::Unavailable { reason },
+    }
+}
+
+/// Fills in what depends on the config and who asks: local admin groups, and the claims only
+/// for root (they may hold personal data). Runs inside `with_store`: it must not take the
+/// store again.
+fn decorate(state: &State, peer: &Peer, u: &mut oidc_proto::types::UserRecord) {
+    if u.is_admin {
+        u.local_groups = state.config().access.admin_local_groups.clone();
+    }
+    if !peer.is_root() {
+        u.claims = serde_json::Value::Null;
+    }
+}
+
+fn status(state: &State) -> Response {
+    let cfg = state.config();
+    let (users, groups, schema) = state
+        .with_store(|s| Ok((s.counts()?, s.schema_version()?)))
+        .map_or((0, 0, None), |(c, v)| (c.users, c.groups, Some(v)));
+    Response::Status(StatusInfo {
+        daemon_version: env!("CARGO_PKG_VERSION").into(),
+        protocol_version: PROTOCOL_VERSION,
+        config_path: cfg.path.display().to_string(),
+        issuer: cfg.provider.as_ref().map(|p| p.issuer.clone()),
+        client_id: cfg.provider.as_ref().map(|p| p.client_id.clone()),
+        db_path: cfg.cache.db_path.display().to_string(),
+        schema_version: schema,
+        db_error: state.store_error(),
+        users,
+        groups,
+        uptime_secs: state.started.elapsed().as_secs(),
+        socket_path: cfg.cache.socket_path.display().to_string(),
+        enumerate: cfg.cache.enumerate,
+        logins_in_progress: 0,
+    })
+}

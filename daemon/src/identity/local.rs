@@ -1,0 +1,123 @@
+//! The host's own accounts, read straight from /etc/passwd and /etc/group.
+//!
+//! The daemon never resolves users through NSS: glibc would ask libnss_oidc, which would ask
+//! this daemon, which would wait on itself.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Local names and IDs, reloaded when either file changes.
+#[derive(Debug, Clone)]
+pub struct LocalAccounts {
+    passwd_path: PathBuf,
+    group_path: PathBuf,
+    stamp: Option<(SystemTime, SystemTime)>,
+    /// User name → UID.
+    pub users: HashMap<String, u32>,
+    /// UIDs in use.
+    pub uids: HashSet<u32>,
+    /// Group name → GID.
+    pub groups: HashMap<String, u32>,
+    /// GIDs in use.
+    pub gids: HashSet<u32>,
+}
+
+impl LocalAccounts {
+    /// The host's files.
+    pub fn system() -> Self {
+        Self::from_paths(Path::new("/etc/passwd"), Path::new("/etc/group"))
+    }
+
+    /// Other files (tests).
+    pub fn from_paths(passwd: &Path, group: &Path) -> Self {
+        Self {
+            passwd_path: passwd.to_path_buf(),
+            group_path: group.to_path_buf(),
+            stamp: None,
+            users: HashMap::new(),
+            uids: HashSet::new(),
+            groups: HashMap::new(),
+            gids: HashSet::new(),
+        }
+    }
+
+    /// Rereads the files if they changed since the last read. On error the previous contents
+    /// stay and the error is returned (callers refuse new names rather than guess).
+    pub fn refresh(&mut self) -> io::Result<()> {
+        let stamp = (mtime(&self.passwd_path)?, mtime(&self.group_path)?);
+        if self.stamp == Some(stamp) {
+            return Ok(());
+        }
+        let passwd = std::fs::read_to_string(&self.passwd_path)?;
+        let group = std::fs::read_to_string(&self.group_path)?;
+        let (users, uids) = parse(&passwd, 2);
+        let (groups, gids) = parse(&group, 2);
+        self.users = users;
+        self.uids = uids;
+        self.groups = groups;
+        self.gids = gids;
+        self.stamp = Some(stamp);
+        Ok(())
+    }
+
+    /// Whether a local user or group has this name.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.users.contains_key(name) || self.groups.contains_key(name)
+    }
+
+    /// The GID of a local group.
+    pub fn group_gid(&self, name: &str) -> Option<u32> {
+        self.groups.get(name).copied()
+    }
+}
+
+fn mtime(p: &Path) -> io::Result<SystemTime> {
+    std::fs::metadata(p)?.modified()
+}
+
+/// Name → ID from colon-separated lines whose ID is field `id_field`. Comments, NIS `+`/`-`
+/// lines and malformed lines are skipped.
+fn parse(text: &str, id_field: usize) -> (HashMap<String, u32>, HashSet<u32>) {
+    let mut names = HashMap::new();
+    let mut ids = HashSet::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(['+', '-']) {
+            continue;
+        }
+        let mut fields = line.split(':');
+        let Some(name) = fields.next() else { continue };
+        let Some(id) = fields.nth(id_field - 1).and_then(|f| f.parse::<u32>().ok()) else {
+            continue;
+        };
+        names.insert(name.to_string(), id);
+        ids.insert(id);
+    }
+    (names, ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names and IDs are read; junk lines are skipped.
+    #[test]
+    fn parses_files() {
+        let dir = std::env::temp_dir().join(format!("oidcd-local-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("passwd");
+        let g = dir.join("group");
+        std::fs::write(&p, "root:x:0:0:root:/root:/bin/bash\n# c\n+nis\nbad line\nalice:x:1000:1000::/home/alice:/bin/sh\n").unwrap();
+        std::fs::write(&g, "root:x:0:\nsudo:x:27:alice\n").unwrap();
+        let mut l = LocalAccounts::from_paths(&p, &g);
+        l.refresh().unwrap();
+        assert_eq!(l.users.get("alice"), Some(&1000));
+        assert!(l.uids.contains(&0));
+        assert_eq!(l.group_gid("sudo"), Some(27));
+        assert!(l.has_name("sudo"));
+        assert!(!l.has_name("bob"));
+        assert_eq!(l.users.len(), 2);
+    }
+}

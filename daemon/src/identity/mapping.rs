@@ -1,0 +1,417 @@
+//! From a provider's claims to a Unix identity, applying the mapping, protection and access
+//! rules. Logins and `oidcctl import` both go through [`map_claims`], so an imported user is
+//! refused exactly when the same claims at a login would be.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::config::{ClaimPath, Config, UidSource};
+use crate::identity::local::LocalAccounts;
+use crate::identity::names::{self, glob_match};
+
+/// Most entries accepted in a groups claim before any filtering (a bound on work).
+pub const MAX_RAW_GROUPS: usize = 10_000;
+/// Most groups a user may end up in after filtering (`NGROUPS_MAX` is 65536, but programs
+/// break long before; see Himmelblau #1441).
+pub const MAX_GROUPS: usize = 1024;
+/// Longest string claim accepted.
+pub const MAX_CLAIM_LEN: usize = 1024;
+
+/// A user as the claims describe them, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedUser {
+    /// The provider's subject.
+    pub sub: String,
+    /// The Unix name.
+    pub name: String,
+    /// GECOS, cleaned of characters that would break a passwd line.
+    pub gecos: String,
+    /// Email address, if any.
+    pub email: Option<String>,
+    /// Only `true` when the provider said so.
+    pub email_verified: bool,
+    /// UID from the claim, when `mapping.uid_source = "claim"`.
+    pub uid_from_claim: Option<u32>,
+    /// Provider groups kept by the filters, with their Unix names.
+    pub groups: Vec<MappedGroup>,
+    /// Whether the user is in one of `access.admin_groups`.
+    pub is_admin: bool,
+    /// Groups that were dropped and why (logged, not fatal).
+    pub notes: Vec<String>,
+}
+
+/// A provider group kept for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedGroup {
+    /// Its identity at the provider: the claim value.
+    pub provider_name: String,
+    /// Its Unix name.
+    pub name: String,
+}
+
+/// Why claims do not give a user. Each has its own message for the log and the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A claim is missing or of the wrong type.
+    BadClaim {
+        /// The claim.
+        claim: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The mapped name is not a safe Unix name.
+    InvalidName {
+        /// The value before mapping.
+        raw: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The name or ID belongs to the host (reserved or in /etc/passwd or /etc/group).
+    LocalCollision {
+        /// The colliding name or ID.
+        what: String,
+    },
+    /// Not in `access.allowed_groups`.
+    NotInAllowedGroups,
+    /// Email domain not in `access.allowed_email_domains`.
+    EmailDomain {
+        /// The address (or "none").
+        email: String,
+    },
+    /// `access.require_email_verified` and the email is not verified.
+    EmailNotVerified,
+    /// The host's account files could not be read, so no new name can be checked.
+    LocalFilesUnreadable(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadClaim { claim, why } => write!(f, "claim {claim:?}: {why}"),
+            Self::InvalidName { raw, why } => write!(f, "name {raw:?} is refused: {why}"),
+            Self::LocalCollision { what } => write!(
+                f,
+                "{what} belongs to a local account or is reserved (allow it explicitly with \
+                 mapping.allow_names)"
+            ),
+            Self::NotInAllowedGroups => {
+                f.write_str("not a member of any group in access.allowed_groups")
+            }
+            Self::EmailDomain { email } => {
+                write!(
+                    f,
+                    "email {email:?} is not in a domain listed in access.allowed_email_domains"
+                )
+            }
+            Self::EmailNotVerified => f.write_str(
+                "email address not verified by the provider (access.require_email_verified)",
+            ),
+            Self::LocalFilesUnreadable(e) => {
+                write!(f, "cannot read /etc/passwd or /etc/group: {e}")
+            }
+        }
+    }
+}
+
+/// Maps `claims` (the merged ID token and userinfo claims) under `cfg`, checking names
+/// against the host's accounts and the access gates.
+pub fn map_claims(
+    claims: &Value,
+    cfg: &Config,
+    local: &LocalAccounts,
+) -> Result<MappedUser, Refusal> {
+    if !claims.is_object() {
+        return Err(bad("(claims)", "must be a JSON object"));
+    }
+    let sub =
+        string_claim(claims, &ClaimPath("sub".into()))?.ok_or_else(|| bad("sub", "is required"))?;
+    if sub.is_empty() {
+        return Err(bad("sub", "must not be empty"));
+    }
+    let raw_name = string_claim(claims, &cfg.claims.username)?
+        .ok_or_else(|| bad(&cfg.claims.username.0, "is required to name the user"))?;
+    let name = map_user_name(&raw_name, cfg)?;
+    check_not_local(&name, cfg, local)?;
+
+    // A display name is cleaned rather than refused: it only decorates the passwd entry.
+    let gecos = match cfg.claims.gecos.find(claims) {
+        Some(Value::String(s)) => clean_gecos(s),
+        _ => String::new(),
+    };
+    let email = string_claim(claims, &cfg.claims.email)?;
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        // Some providers (AWS Cognito) send the string.
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    let uid_from_claim = match (&cfg.mapping.uid_source, &cfg.claims.uid) {
+        (UidSource::Claim, Some(path)) => Some(uid_claim(claims, path)?),
+        _ => None,
+    };
+
+    let raw_groups = group_claim(claims, &cfg.claims.groups)?;
+    let access = &cfg.access;
+    if !access.allowed_groups.is_empty()
+        && !raw_groups.iter().any(|g| access.allowed_groups.contains(g))
+    {
+        return Err(Refusal::NotInAllowedGroups);
+    }
+    if !access.allowed_email_domains.is_empty() {
+        let domain = email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if !domain.is_some_and(|d| access.allowed_email_domains.contains(&d)) {
+            return Err(Refusal::EmailDomain {
+                email: email.clone().unwrap_or_else(|| "none".into()),
+            });
+        }
+    }
+    if access.require_email_verified && !email_verified {
+        return Err(Refusal::EmailNotVerified);
+    }
+    let is_admin = raw_groups.iter().any(|g| access.admin_groups.contains(g));
+    let (groups, notes) = map_groups(&raw_groups, &name, cfg, local)?;
+    Ok(MappedUser {
+        sub,
+        name,
+        gecos,
+        email,
+        email_verified,
+        uid_from_claim,
+        groups,
+        is_admin,
+        notes,
+    })
+}
+
+/// Applies the user-name rules: strip the first matching suffix, lowercase, check.
+pub fn map_user_name(raw: &str, cfg: &Config) -> Result<String, Refusal> {
+    let m = &cfg.mapping;
+    let lower_raw = raw.to_lowercase();
+    let mut name = raw.to_string();
+    for suffix in &m.strip_suffixes {
+        if lower_raw.ends_with(&suffix.to_lowercase()) && raw.len() > suffix.len() {
+            name.truncate(raw.len() - suffix.len());
+            break;
+        }
+    }
+    if m.lowercase_names {
+        name = name.to_lowercase();
+    }
+    if !names::is_valid_name(&name, !m.lowercase_names) {
+        return Err(Refusal::InvalidName {
+            raw: raw.to_string(),
+            why: format!(
+                "{name:?} is not a safe Unix name (a letter or _, then letters, digits, _ . -; \
+                 at most {} characters)",
+                names::MAX_NAME_LEN
+            ),
+        });
+    }
+    Ok(name)
+}
+
+/// A name may be served only if it is neither reserved nor local, unless the admin allowed it.
+pub fn check_not_local(name: &str, cfg: &Config, local: &LocalAccounts) -> Result<(), Refusal> {
+    if name == "root" {
+        return Err(Refusal::LocalCollision {
+            what: "the name \"root\"".into(),
+        });
+    }
+    if cfg.mapping.allow_names.iter().any(|n| n == name) {
+        return Ok(());
+    }
+    if names::is_reserved_name(name) {
+        return Err(Refusal::LocalCollision {
+            what: format!("the reserved name {name:?}"),
+        });
+    }
+    if local.has_name(name) {
+        return Err(Refusal::LocalCollision {
+            what: format!("the name {name:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn map_groups(
+    raw: &[String],
+    user: &str,
+    cfg: &Config,
+    local: &LocalAccounts,
+) -> Result<(Vec<MappedGroup>, Vec<String>), Refusal> {
+    let m = &cfg.mapping;
+    let mut kept: Vec<MappedGroup> = Vec::new();
+    let mut notes = Vec::new();
+    for g in raw {
+        if !m.groups_include.is_empty() && !m.groups_include.iter().any(|p| glob_match(p, g)) {
+            continue;
+        }
+        if m.groups_exclude.iter().any(|p| glob_match(p, g)) {
+            continue;
+        }
+        let mut name = g.as_str();
+        for prefix in &m.group_strip_prefixes {
+            if let Some(rest) = name.strip_prefix(prefix.as_str()) {
+                name = rest;
+                break;
+            }
+        }
+        let mut name = format!("{}{}", m.group_prefix, name);
+        if m.lowercase_names {
+            name = name.to_lowercase();
+        }
+        if !names::is_valid_name(&name, !m.lowercase_names) {
+            notes.push(format!(
+                "group {g:?} skipped: {name:?} is not a safe Unix name"
+            ));
+            continue;
+        }
+        if name == user {
+            notes.push(format!(
+                "group {g:?} skipped: its name equals the user's private group"
+            ));
+            continue;
+        }
+        if let Err(r) = check_not_local(&name, cfg, local) {
+            notes.push(format!("group {g:?} skipped: {r}"));
+            continue;
+        }
+        if kept.iter().any(|k| k.name == name) {
+            notes.push(format!(
+                "group {g:?} skipped: another provider group already maps to {name:?}"
+            ));
+            continue;
+        }
+        kept.push(MappedGroup {
+            provider_name: g.clone(),
+            name,
+        });
+    }
+    if kept.len() > MAX_GROUPS {
+        return Err(bad(
+            &cfg.claims.groups.0,
+            &format!(
+                "{} groups after filtering, more than the {MAX_GROUPS} allowed: narrow them with \
+                 mapping.groups_include",
+                kept.len()
+            ),
+        ));
+    }
+    Ok((kept, notes))
+}
+
+fn bad(claim: &str, why: &str) -> Refusal {
+    Refusal::BadClaim {
+        claim: claim.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// A string claim: absent or null is `None`; another type, an overlong value or control
+/// characters are refusals.
+fn string_claim(claims: &Value, path: &ClaimPath) -> Result<Option<String>, Refusal> {
+    match path.find(claims) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            if s.len() > MAX_CLAIM_LEN {
+                return Err(bad(&path.0, &format!("longer than {MAX_CLAIM_LEN} bytes")));
+            }
+            if s.chars().any(char::is_control) {
+                return Err(bad(&path.0, "contains control characters"));
+            }
+            Ok(Some(s.clone()))
+        }
+        Some(other) => Err(bad(
+            &path.0,
+            &format!("must be a string, not {}", kind(other)),
+        )),
+    }
+}
+
+fn uid_claim(claims: &Value, path: &ClaimPath) -> Result<u32, Refusal> {
+    let n = match path.find(claims) {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse::<u64>().ok(),
+        None | Some(Value::Null) => {
+            return Err(bad(&path.0, "is required (mapping.uid_source = \"claim\")"));
+        }
+        Some(other) => {
+            return Err(bad(
+                &path.0,
+                &format!("must be a number, not {}", kind(other)),
+            ));
+        }
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| bad(&path.0, "is not a valid UID"))
+}
+
+/// The groups claim: absent or null is no groups; a single string is one group; otherwise an
+/// array of strings.
+fn group_claim(claims: &Value, path: &ClaimPath) -> Result<Vec<String>, Refusal> {
+    let items = match path.find(claims) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => std::slice::from_ref(s)
+            .iter()
+            .map(|s| Value::String(s.clone()))
+            .collect(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => {
+            return Err(bad(
+                &path.0,
+                &format!("must be an array of strings, not {}", kind(other)),
+            ));
+        }
+    };
+    if items.len() > MAX_RAW_GROUPS {
+        return Err(bad(
+            &path.0,
+            &format!("{} entries, more than {MAX_RAW_GROUPS}", items.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::String(s) if s.len() <= MAX_CLAIM_LEN && !s.is_empty() => {
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Value::String(_) => return Err(bad(&path.0, "has an empty or overlong group name")),
+            other => {
+                return Err(bad(
+                    &path.0,
+                    &format!("must be an array of strings, found {}", kind(&other)),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// GECOS without characters that would break a passwd line (`:` and controls become spaces).
+fn clean_gecos(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| if c == ':' || c.is_control() { ' ' } else { c })
+        .collect();
+    cleaned.trim().chars().take(256).collect()
+}
+
+#[cfg(test)]
+mod tests;

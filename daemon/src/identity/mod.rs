@@ -1,0 +1,7 @@
+//! Who a user is on this host: name rules, the host's own accounts, ID allocation, and the
+//! mapping from provider claims.
+
+pub mod ids;
+pub mod local;
+pub mod mapping;
+pub mod names;

@@ -1,0 +1,26 @@
+//! `oidcd`: the root service behind `pam_oidc.so` and `libnss_oidc.so.2`.
+//!
+//! # Layout
+//! - [`config`]: `/etc/oidcd/oidcd.toml`, parsed with positions and checked into [`config::Config`].
+//! - [`identity`]: name rules, the host's own accounts (read from the files, never through NSS),
+//!   deterministic ID allocation, and the mapping from claims to a Unix user.
+//! - [`store`]: the SQLite identity cache (users, groups, memberships).
+//! - [`server`]: the socket: accepts connections, checks peer credentials, bounds their number,
+//!   stops on request.
+//! - [`handler`]: one function per request, authorised against the peer.
+//! - [`state`]: what the handlers share: config, store, local accounts, answer cache.
+//! - [`clock`]: the one place that reads the time.
+//! - [`logging`]: one line per event on stderr, with journald priority prefixes.
+//! - [`ctl`]: `oidcctl`, the administrator's command.
+#![deny(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod ctl;
+pub mod handler;
+pub mod identity;
+pub mod logging;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;

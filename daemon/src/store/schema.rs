@@ -1,0 +1,72 @@
+//! Forward-only migrations keyed by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Each entry takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: users keyed by (issuer, sub), provider groups keyed by (issuer, provider_name),
+    // memberships. A user's private group is not stored: it has the user's name and UID.
+    "
+    CREATE TABLE users (
+        id             INTEGER PRIMARY KEY,
+        issuer         TEXT NOT NULL,
+        sub            TEXT NOT NULL,
+        name           TEXT NOT NULL UNIQUE,
+        uid            INTEGER NOT NULL UNIQUE,
+        gid            INTEGER NOT NULL,
+        gecos          TEXT NOT NULL,
+        home           TEXT NOT NULL,
+        shell          TEXT NOT NULL,
+        email          TEXT,
+        email_verified INTEGER NOT NULL DEFAULT 0,
+        is_admin       INTEGER NOT NULL DEFAULT 0,
+        claims         TEXT NOT NULL,
+        source         TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        last_login_at  INTEGER,
+        UNIQUE (issuer, sub)
+    );
+    CREATE TABLE groups (
+        id             INTEGER PRIMARY KEY,
+        issuer         TEXT NOT NULL,
+        provider_name  TEXT NOT NULL,
+        name           TEXT NOT NULL UNIQUE,
+        gid            INTEGER NOT NULL UNIQUE,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        UNIQUE (issuer, provider_name)
+    );
+    CREATE TABLE memberships (
+        user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, group_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX memberships_by_group ON memberships(group_id, user_id);
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per step. A database newer
+/// than this build is refused untouched.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        log::info!("database schema migrated to version {}", i + 1);
+    }
+    Ok(SCHEMA_VERSION)
+}

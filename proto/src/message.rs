@@ -1,0 +1,413 @@
+//! The versioned envelope and the request and response enums.
+//!
+//! Every frame is an [`Envelope`]: `{"version": N, "body": {"type": "...", ...}}`. A peer that
+//! receives a version it does not speak answers (or reports) [`Response::UnsupportedVersion`],
+//! whose shape never changes between versions, so an old module facing a new daemon (or the
+//! reverse) gets a clear "version mismatch" instead of a misread answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::types::{
+    AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LoginFailure, LoginPrompt,
+    StatusInfo, UnixGroup, UnixUser, UserRecord,
+};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The `type` tag of [`Response::UnsupportedVersion`], stable across versions.
+pub const UNSUPPORTED_VERSION_TAG: &str = "unsupported_version";
+
+/// What every frame carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Protocol version of `body`.
+    pub version: u16,
+    /// The message.
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    /// Wraps `body` in an envelope of this build's version.
+    pub fn new(body: T) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            body,
+        }
+    }
+}
+
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// `getpwnam`.
+    GetUserByName {
+        /// The name asked for.
+        name: String,
+    },
+    /// `getpwuid`.
+    GetUserByUid {
+        /// The UID asked for.
+        uid: u32,
+    },
+    /// `getgrnam`.
+    GetGroupByName {
+        /// The name asked for.
+        name: String,
+    },
+    /// `getgrgid`.
+    GetGroupByGid {
+        /// The GID asked for.
+        gid: u32,
+    },
+    /// `initgroups`: the supplementary GIDs of a user.
+    GetGroupsOfUser {
+        /// The user's name.
+        name: String,
+    },
+    /// `getpwent` enumeration (empty unless enabled in the config).
+    ListUsers,
+    /// `getgrent` enumeration (empty unless enabled in the config).
+    ListGroups,
+
+    /// PAM `auth`: start a device-flow login for `user`.
+    LoginStart {
+        /// PAM_USER.
+        user: String,
+        /// PAM_SERVICE.
+        service: String,
+        /// PAM_RHOST, when set.
+        rhost: Option<String>,
+        /// PAM_TTY, when set.
+        tty: Option<String>,
+    },
+    /// PAM `auth`: wait (briefly) for the result of a login started on this connection.
+    LoginWait {
+        /// From [`LoginPrompt::login_id`].
+        login_id: String,
+    },
+    /// PAM `auth`: give up on a login.
+    LoginCancel {
+        /// From [`LoginPrompt::login_id`].
+        login_id: String,
+    },
+    /// PAM `account`: may this user log in now?
+    AccountCheck {
+        /// PAM_USER.
+        user: String,
+        /// PAM_SERVICE.
+        service: String,
+    },
+
+    /// `oidcctl status`.
+    Status,
+    /// `oidcctl user list`.
+    AdminUserList,
+    /// `oidcctl user show`.
+    AdminUserShow {
+        /// Unix name.
+        name: String,
+    },
+    /// `oidcctl user remove` (root only).
+    AdminUserRemove {
+        /// Unix name.
+        name: String,
+    },
+    /// `oidcctl group list`.
+    AdminGroupList,
+    /// `oidcctl group show`.
+    AdminGroupShow {
+        /// Unix name.
+        name: String,
+    },
+    /// `oidcctl cache clear` (root only): forget every user, group and membership.
+    AdminCacheClear,
+    /// `oidcctl import` of claim sets (root only): all or nothing.
+    AdminImport {
+        /// Claim sets as the provider would send them.
+        entries: Vec<Value>,
+    },
+    /// `oidcctl import` of an ID map exported by another host (root only): all or nothing.
+    AdminImportMap {
+        /// The map.
+        map: IdMap,
+    },
+    /// `oidcctl export` (root only).
+    AdminExport,
+}
+
+impl Request {
+    /// True for requests only root may make.
+    pub fn needs_root(&self) -> bool {
+        matches!(
+            self,
+            Self::AdminUserRemove { .. }
+                | Self::AdminCacheClear
+                | Self::AdminImport { .. }
+                | Self::AdminImportMap { .. }
+                | Self::AdminExport
+                | Self::LoginStart { .. }
+                | Self::LoginWait { .. }
+                | Self::LoginCancel { .. }
+                | Self::AccountCheck { .. }
+        )
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// A passwd entry.
+    User(UnixUser),
+    /// A group entry.
+    Group(UnixGroup),
+    /// Enumerated passwd entries.
+    Users {
+        /// The entries.
+        users: Vec<UnixUser>,
+    },
+    /// Enumerated group entries.
+    Groups {
+        /// The entries.
+        groups: Vec<UnixGroup>,
+    },
+    /// Supplementary GIDs for `initgroups`.
+    GroupIds {
+        /// The GIDs.
+        gids: Vec<u32>,
+    },
+    /// The daemon looked and there is no such entry.
+    NotFound,
+    /// The daemon is running but cannot answer (database broken, ...). NSS maps this to UNAVAIL.
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The request failed.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// What happened, for a human.
+        message: String,
+        /// One line per problem, when there are several (an import's bad entries).
+        #[serde(default)]
+        details: Vec<String>,
+    },
+    /// The peer does not speak the sender's version. Its shape is the same in every version.
+    UnsupportedVersion {
+        /// Versions the answering side speaks.
+        supported: Vec<u16>,
+    },
+
+    /// A device-flow login started: show this to the user.
+    LoginStarted(LoginPrompt),
+    /// Not approved yet: ask again.
+    LoginPending,
+    /// Approved by an identity that maps to the user logging in.
+    LoginApproved {
+        /// The Unix name that logged in.
+        user: String,
+    },
+    /// The login ended without success.
+    LoginFailed {
+        /// Why, as a code.
+        reason: LoginFailure,
+        /// Why, for the user.
+        message: String,
+    },
+    /// Answer to [`Request::AccountCheck`].
+    Account {
+        /// The verdict.
+        account: AccountStatus,
+    },
+
+    /// Answer to [`Request::Status`].
+    Status(StatusInfo),
+    /// Answer to [`Request::AdminUserList`].
+    UserList {
+        /// The users.
+        users: Vec<UserRecord>,
+    },
+    /// Answer to [`Request::AdminUserShow`].
+    UserDetails(UserRecord),
+    /// Answer to [`Request::AdminGroupList`].
+    GroupList {
+        /// The groups.
+        groups: Vec<GroupRecord>,
+    },
+    /// Answer to [`Request::AdminGroupShow`].
+    GroupDetails(GroupRecord),
+    /// Answer to [`Request::AdminImport`].
+    Imported {
+        /// The users applied, in input order.
+        users: Vec<ImportedUser>,
+    },
+    /// Answer to [`Request::AdminExport`].
+    Map(IdMap),
+    /// A change was made.
+    Done {
+        /// What was done, for a human.
+        message: String,
+    },
+}
+
+impl Response {
+    /// A [`Response::Error`] without details.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+}
+
+/// Why a received envelope could not be turned into a message of this version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// The peer speaks other versions.
+    VersionMismatch {
+        /// The version(s) the peer speaks.
+        peer: Vec<u16>,
+    },
+    /// The body is not a message we know.
+    Malformed(String),
+}
+
+/// Opens an envelope received from the daemon.
+pub fn open_response(env: Envelope<Value>) -> Result<Response, EnvelopeError> {
+    if env.body.get("type").and_then(Value::as_str) == Some(UNSUPPORTED_VERSION_TAG) {
+        let peer = env
+            .body
+            .get("supported")
+            .and_then(|s| serde_json::from_value::<Vec<u16>>(s.clone()).ok())
+            .unwrap_or_default();
+        return Err(EnvelopeError::VersionMismatch { peer });
+    }
+    if env.version != PROTOCOL_VERSION {
+        return Err(EnvelopeError::VersionMismatch {
+            peer: vec![env.version],
+        });
+    }
+    serde_json::from_value(env.body).map_err(|e| EnvelopeError::Malformed(e.to_string()))
+}
+
+/// Opens an envelope received from a client. A version the daemon does not speak gives the
+/// answer to send back.
+pub fn open_request(env: Envelope<Value>) -> Result<Request, Box<Response>> {
+    if env.version != PROTOCOL_VERSION {
+        return Err(Box::new(Response::UnsupportedVersion {
+            supported: vec![PROTOCOL_VERSION],
+        }));
+    }
+    serde_json::from_value(env.body).map_err(|e| {
+        Box::new(Response::error(
+            ErrorCode::BadRequest,
+            format!("malformed request: {e}"),
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Requests and responses keep their shape through JSON.
+    #[test]
+    fn round_trip() {
+        let reqs = [
+            Request::GetUserByName {
+                name: "alice".into(),
+            },
+            Request::GetGroupByGid { gid: 7 },
+            Request::ListUsers,
+            Request::LoginStart {
+                user: "alice".into(),
+                service: "sshd".into(),
+                rhost: Some("10.0.0.1".into()),
+                tty: None,
+            },
+            Request::AdminImport {
+                entries: vec![json!({"sub": "x"})],
+            },
+        ];
+        for r in reqs {
+            let v = serde_json::to_value(Envelope::new(r.clone())).unwrap();
+            let env: Envelope<Value> = serde_json::from_value(v).unwrap();
+            assert_eq!(open_request(env).unwrap(), r);
+        }
+        let resp = Response::User(UnixUser {
+            name: "alice".into(),
+            uid: 1,
+            gid: 1,
+            gecos: String::new(),
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+        });
+        let env: Envelope<Value> =
+            serde_json::from_value(serde_json::to_value(Envelope::new(resp.clone())).unwrap())
+                .unwrap();
+        assert_eq!(open_response(env).unwrap(), resp);
+    }
+
+    /// The wire form of a lookup is what docs/protocol.md shows.
+    #[test]
+    fn wire_form_is_stable() {
+        let v = serde_json::to_value(Envelope::new(Request::GetUserByUid { uid: 5 })).unwrap();
+        assert_eq!(
+            v,
+            json!({"version": 1, "body": {"type": "get_user_by_uid", "uid": 5}})
+        );
+        let v = serde_json::to_value(Envelope::new(Response::NotFound)).unwrap();
+        assert_eq!(v, json!({"version": 1, "body": {"type": "not_found"}}));
+    }
+
+    /// A request of another version gets UnsupportedVersion, and a client reading that (in any
+    /// envelope version) reports a mismatch instead of guessing.
+    #[test]
+    fn version_mismatch_both_ways() {
+        let env = Envelope {
+            version: 2,
+            body: json!({"type": "get_user_by_uid", "uid": 5}),
+        };
+        let answer = open_request(env).unwrap_err();
+        assert_eq!(*answer, Response::UnsupportedVersion { supported: vec![1] });
+
+        let from_old_daemon = Envelope {
+            version: 0,
+            body: json!({"type": "unsupported_version", "supported": [0]}),
+        };
+        assert_eq!(
+            open_response(from_old_daemon),
+            Err(EnvelopeError::VersionMismatch { peer: vec![0] })
+        );
+        let from_new_daemon = Envelope {
+            version: 2,
+            body: json!({"type": "user", "x": 1}),
+        };
+        assert_eq!(
+            open_response(from_new_daemon),
+            Err(EnvelopeError::VersionMismatch { peer: vec![2] })
+        );
+    }
+
+    /// An unknown request type is a BadRequest answer, not a dropped connection.
+    #[test]
+    fn unknown_request_is_bad_request() {
+        let env = Envelope {
+            version: 1,
+            body: json!({"type": "format_disk"}),
+        };
+        match *open_request(env).unwrap_err() {
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

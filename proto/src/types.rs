@@ -1,0 +1,303 @@
+//! Records carried by the protocol.
+
+use serde::{Deserialize, Serialize};
+
+/// A passwd entry as the NSS module hands it to glibc. The password field is always `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixUser {
+    /// Login name.
+    pub name: String,
+    /// User ID.
+    pub uid: u32,
+    /// Primary group ID (by default the user-private group with the same number).
+    pub gid: u32,
+    /// Full name (GECOS).
+    pub gecos: String,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// A group entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixGroup {
+    /// Group name.
+    pub name: String,
+    /// Group ID.
+    pub gid: u32,
+    /// Names of the members.
+    pub members: Vec<String>,
+}
+
+/// True when `s` can be written into a passwd or group line without changing its meaning:
+/// no NUL (glibc strings end there), no `:` (field separator), no newline (record separator).
+pub fn is_field_safe(s: &str) -> bool {
+    !s.bytes().any(|b| b == 0 || b == b':' || b == b'\n')
+}
+
+impl UnixUser {
+    /// Every field is safe to hand to glibc and the name is not empty.
+    pub fn is_well_formed(&self) -> bool {
+        !self.name.is_empty()
+            && [&self.name, &self.gecos, &self.home, &self.shell]
+                .iter()
+                .all(|f| is_field_safe(f))
+    }
+}
+
+impl UnixGroup {
+    /// Every field is safe to hand to glibc and the name is not empty.
+    pub fn is_well_formed(&self) -> bool {
+        !self.name.is_empty()
+            && is_field_safe(&self.name)
+            && self
+                .members
+                .iter()
+                .all(|m| !m.is_empty() && is_field_safe(m) && !m.contains(','))
+    }
+}
+
+/// What the PAM module shows the user when a device-flow login starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginPrompt {
+    /// Daemon-issued identifier of this login, used by the following steps.
+    pub login_id: String,
+    /// Where the user goes to approve (RFC 8628 `verification_uri`).
+    pub verification_uri: String,
+    /// The same with the code filled in, when the provider sends one.
+    pub verification_uri_complete: Option<String>,
+    /// The code the user types at the provider.
+    pub user_code: String,
+    /// Seconds until the code expires.
+    pub expires_in: u64,
+    /// This host's name, shown so a user can recognise a code phished from another host.
+    pub host: String,
+    /// A QR code of the best verification URI, as lines of text.
+    pub qr: Option<String>,
+}
+
+/// Why a login did not succeed. The PAM module maps each to a PAM code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    /// The user (or the provider) refused the request.
+    Denied,
+    /// The code expired before it was approved, or the login's overall timeout passed.
+    Expired,
+    /// Someone else approved: the identity does not map to the user logging in.
+    WrongUser,
+    /// The identity is valid but a policy gate (groups, email domain, verification) refused it.
+    NotAllowed,
+    /// The name is refused by the mapping rules or collides with a local account.
+    NameRefused,
+    /// The provider could not be reached or answered with an error.
+    ProviderUnavailable,
+    /// The provider's answer failed validation (signature, issuer, audience, expiry...).
+    InvalidToken,
+    /// The login was cancelled.
+    Cancelled,
+    /// The daemon does not know this login id (it expired or the daemon restarted).
+    UnknownLogin,
+    /// Something went wrong inside the daemon.
+    Internal,
+}
+
+/// Whether an account may log in now (PAM `account`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Known and allowed.
+    Allowed,
+    /// Known but refused; the message says why.
+    Denied {
+        /// Why, for the user and the log.
+        message: String,
+    },
+    /// The daemon does not manage this user.
+    Unknown,
+}
+
+/// Stable error codes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The caller may not make this request (it needs root).
+    PermissionDenied,
+    /// The request is malformed or names something invalid.
+    BadRequest,
+    /// The input was refused by the mapping or protection rules; nothing was changed.
+    Rejected,
+    /// The daemon cannot serve this now (database broken, provider not configured).
+    Unavailable,
+    /// The daemon is overloaded; try again.
+    Busy,
+    /// An internal error.
+    Internal,
+}
+
+/// `oidcctl status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// The daemon's version.
+    pub daemon_version: String,
+    /// The protocol version the daemon speaks.
+    pub protocol_version: u16,
+    /// The configuration file in use.
+    pub config_path: String,
+    /// The configured issuer, if a provider is configured.
+    pub issuer: Option<String>,
+    /// The configured client id.
+    pub client_id: Option<String>,
+    /// The database path.
+    pub db_path: String,
+    /// The database schema version, when the database is open.
+    pub schema_version: Option<u32>,
+    /// Why the database cannot be used, when it cannot.
+    pub db_error: Option<String>,
+    /// Users in the store.
+    pub users: u64,
+    /// Provider groups in the store.
+    pub groups: u64,
+    /// Seconds since the daemon started.
+    pub uptime_secs: u64,
+    /// The socket the daemon listens on.
+    pub socket_path: String,
+    /// Whether getpwent/getgrent enumeration is served.
+    pub enumerate: bool,
+    /// Device-flow logins in progress.
+    pub logins_in_progress: u64,
+}
+
+/// A user as `oidcctl user show` displays it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The passwd entry.
+    pub unix: UnixUser,
+    /// Issuer the identity belongs to.
+    pub issuer: String,
+    /// The provider's subject identifier.
+    pub sub: String,
+    /// Email address from the claims.
+    pub email: Option<String>,
+    /// Whether the provider said the email is verified.
+    pub email_verified: bool,
+    /// Provider groups (Unix names) the user belongs to.
+    pub groups: Vec<String>,
+    /// Whether the user was in one of `access.admin_groups` at the last update.
+    pub is_admin: bool,
+    /// Local groups granted through `admin_groups`.
+    pub local_groups: Vec<String>,
+    /// Where the entry came from: `login`, `import` or `map`.
+    pub source: String,
+    /// The claims it was built from.
+    pub claims: serde_json::Value,
+    /// Unix time of creation.
+    pub created_at: i64,
+    /// Unix time of the last change.
+    pub updated_at: i64,
+    /// Unix time of the last successful login, if any.
+    pub last_login_at: Option<i64>,
+}
+
+/// A group as `oidcctl group show` displays it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// The group entry.
+    pub unix: UnixGroup,
+    /// Issuer the group belongs to.
+    pub issuer: String,
+    /// The group's identity at the provider (the claim value).
+    pub provider_name: String,
+    /// Unix time of creation.
+    pub created_at: i64,
+    /// Unix time of the last change.
+    pub updated_at: i64,
+}
+
+/// One user applied by `oidcctl import`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedUser {
+    /// Index in the imported array.
+    pub index: usize,
+    /// The Unix name.
+    pub name: String,
+    /// The UID.
+    pub uid: u32,
+    /// True if the user is new, false if an existing one was refreshed.
+    pub created: bool,
+}
+
+/// The UID/GID map `oidcctl export` writes and `oidcctl import` reads back on other hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdMap {
+    /// Always [`IdMap::FORMAT`].
+    pub format: String,
+    /// The issuer every entry belongs to.
+    pub issuer: String,
+    /// Users.
+    pub users: Vec<IdMapUser>,
+    /// Groups.
+    pub groups: Vec<IdMapGroup>,
+}
+
+impl IdMap {
+    /// Format tag of the export file.
+    pub const FORMAT: &'static str = "oidcd-idmap-1";
+}
+
+/// A user in an [`IdMap`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapUser {
+    /// The provider's subject identifier.
+    pub sub: String,
+    /// The Unix name.
+    pub name: String,
+    /// The UID.
+    pub uid: u32,
+    /// The primary GID.
+    pub gid: u32,
+}
+
+/// A group in an [`IdMap`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapGroup {
+    /// The group's identity at the provider.
+    pub provider_name: String,
+    /// The Unix name.
+    pub name: String,
+    /// The GID.
+    pub gid: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names or fields that would corrupt a passwd line are not well formed.
+    #[test]
+    fn field_safety() {
+        let good = UnixUser {
+            name: "alice".into(),
+            uid: 1,
+            gid: 1,
+            gecos: "Alice A.".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+        };
+        assert!(good.is_well_formed());
+        for bad in ["a:b", "a\nb", "a\0b", ""] {
+            let u = UnixUser {
+                name: bad.into(),
+                ..good.clone()
+            };
+            assert!(!u.is_well_formed(), "{bad:?}");
+        }
+        let g = UnixGroup {
+            name: "g".into(),
+            gid: 5,
+            members: vec!["a,b".into()],
+        };
+        assert!(!g.is_well_formed());
+    }
+}
