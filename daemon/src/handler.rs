@@ -1,9 +1,12 @@
 //! One function per request. Every request is authorised against the peer's credentials here,
 //! in one place; privileged requests are root-only.
 
-use oidc_proto::types::{AccountStatus, ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser};
+use std::sync::Arc;
+
+use oidc_proto::types::{ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser};
 use oidc_proto::{PROTOCOL_VERSION, Request, Response};
 
+use crate::auth;
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
 
@@ -24,18 +27,30 @@ impl Peer {
     }
 }
 
-/// Answers one request that does not belong to a login conversation.
-pub fn handle(state: &State, peer: &Peer, req: Request) -> Response {
+/// Answers one request.
+pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
     if req.needs_root() && !peer.is_root() {
         return Response::error(ErrorCode::PermissionDenied, "this request needs root");
     }
     match req {
-        Request::GetUserByName { name } => lookup(state, CacheKey::UserName(name.clone()), |s| {
-            Ok(s.user_by_name(&name)?.map(user))
-        }),
-        Request::GetUserByUid { uid } => lookup(state, CacheKey::Uid(uid), |s| {
-            Ok(s.user_by_uid(uid)?.map(user))
-        }),
+        Request::GetUserByName { name } => {
+            let resp = lookup(state, CacheKey::UserName(name.clone()), |s| {
+                Ok(s.user_by_name(&name)?.map(user))
+            });
+            if resp == Response::NotFound && is_sshd(state, peer) {
+                return state.provisional_user(&name).map_or(resp, Response::User);
+            }
+            resp
+        }
+        Request::GetUserByUid { uid } => {
+            let resp = lookup(state, CacheKey::Uid(uid), |s| {
+                Ok(s.user_by_uid(uid)?.map(user))
+            });
+            if resp == Response::NotFound && is_sshd(state, peer) {
+                return state.provisional_by_uid(uid).map_or(resp, Response::User);
+            }
+            resp
+        }
         Request::GetGroupByName { name } => lookup(state, CacheKey::GroupName(name.clone()), |s| {
             Ok(s.group_by_name(&name)?.map(group))
         }),
@@ -53,13 +68,30 @@ pub fn handle(state: &State, peer: &Peer, req: Request) -> Response {
                 groups: s.all_groups()?,
             })
         }),
-        Request::AccountCheck { user, .. } => account(state, &user),
-        Request::LoginStart { .. } | Request::LoginWait { .. } | Request::LoginCancel { .. } => {
-            Response::error(
-                ErrorCode::Unavailable,
-                "device-flow login is not available in this build",
-            )
-        }
+        Request::AccountCheck { user, .. } => auth::account::check(state, &user),
+        Request::LoginStart {
+            user,
+            service,
+            rhost,
+            tty,
+        } => auth::login::start(state, peer, &user, &service, rhost, tty),
+        Request::LoginWait { login_id } => auth::login::wait(state, &login_id),
+        Request::LoginCancel { login_id } => auth::login::cancel(state, &login_id),
+        Request::AdminLink { local_name, sub } => link(state, peer, &local_name, &sub),
+        Request::AdminUnlink { local_name } => write(state, |s, _| {
+            Ok(if s.remove_link(&local_name)? {
+                log::info!(
+                    "link of local account {local_name} removed by uid {}",
+                    peer.uid
+                );
+                Response::Done {
+                    message: format!("{local_name} unlinked"),
+                }
+            } else {
+                Response::NotFound
+            })
+        }),
+        Request::AdminLinkList => read(state, |s| Ok(Response::LinkList { links: s.links()? })),
         Request::Status => status(state),
         Request::AdminUserList => read(state, |s| {
             let mut users = s.user_records()?;
@@ -283,16 +315,58 @@ fn no_provider() -> Response {
     )
 }
 
-fn account(state: &State, name: &str) -> Response {
-    match state.with_store(|s| s.user_by_name(name)) {
-        Ok(Some(_)) => Response::Account {
-            account: AccountStatus::Allowed,
-        },
-        Ok(None) => Response::Account {
-            account: AccountStatus::Unknown,
-        },
-        Err(reason) => Response::Unavailable { reason },
+fn link(state: &State, peer: &Peer, local_name: &str, sub: &str) -> Response {
+    if state.config().provider.is_none() {
+        return no_provider();
     }
+    if local_name == "root" {
+        return Response::error(
+            ErrorCode::Rejected,
+            "root cannot be linked to a provider identity",
+        );
+    }
+    if sub.is_empty() || sub.len() > 1024 || sub.chars().any(char::is_control) {
+        return Response::error(ErrorCode::BadRequest, "invalid subject");
+    }
+    match state.local() {
+        Ok(local) if local.users.contains_key(local_name) => {}
+        Ok(_) => {
+            return Response::error(
+                ErrorCode::Rejected,
+                format!(
+                    "{local_name} is not a local account in /etc/passwd (only local accounts are linked)"
+                ),
+            );
+        }
+        Err(why) => return Response::error(ErrorCode::Unavailable, why),
+    }
+    write(state, |s, ctx| {
+        s.set_link(local_name, ctx.issuer, sub, ctx.now)?;
+        log::info!(
+            "local account {local_name} linked to sub {sub:?} at {} by uid {}",
+            ctx.issuer,
+            peer.uid
+        );
+        Ok(Response::Done {
+            message: format!("{local_name} may now log in as sub {sub:?}"),
+        })
+    })
+}
+
+/// Whether the peer runs one of the programs recognised as sshd (by executable path, which a
+/// caller cannot fake as easily as its process name).
+fn is_sshd(state: &State, peer: &Peer) -> bool {
+    let cfg = state.config();
+    if !cfg.login.ssh_first_login || cfg.provider.is_none() {
+        return false;
+    }
+    let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", peer.pid)) else {
+        return false;
+    };
+    // A binary replaced by an upgrade shows as "path (deleted)".
+    let exe = exe.to_string_lossy();
+    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+    cfg.login.ssh_programs.iter().any(|p| p.as_os_str() == exe)
 }
 
 /// Fills in what depends on the config and who asks: local admin groups, and the claims only
@@ -326,6 +400,6 @@ fn status(state: &State) -> Response {
         uptime_secs: state.started.elapsed().as_secs(),
         socket_path: cfg.cache.socket_path.display().to_string(),
         enumerate: cfg.cache.enumerate,
-        logins_in_progress: 0,
+        logins_in_progress: state.logins.count() as u64,
     })
 }

@@ -14,12 +14,14 @@
 //! - [`ctl`]: `oidcctl`, the administrator's command.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod handler;
 pub mod identity;
 pub mod logging;
+pub mod oidc;
 pub mod server;
 pub mod service;
 pub mod state;

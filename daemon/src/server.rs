@@ -134,14 +134,35 @@ fn refuse_busy(mut stream: UnixStream) {
 }
 
 /// Serves one connection: requests in, answers out, until the peer hangs up, idles too long
-/// or sends something unreadable.
-fn serve(mut stream: UnixStream, peer: Peer, state: &State) {
-    if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err()
-    {
+/// or sends something unreadable. Logins started on the connection are cancelled when it
+/// ends: the PAM conversation that would show their outcome is gone.
+fn serve(stream: UnixStream, peer: Peer, state: &Arc<State>) {
+    let mut logins = Vec::new();
+    serve_requests(stream, peer, state, &mut logins);
+    for id in logins {
+        state.logins.cancel(&id);
+    }
+}
+
+fn serve_requests(
+    mut stream: UnixStream,
+    peer: Peer,
+    state: &Arc<State>,
+    logins: &mut Vec<String>,
+) {
+    if stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err() {
         return;
     }
     loop {
+        // While a login runs, the user may take minutes to read the prompt and approve.
+        let idle = if logins.is_empty() {
+            IDLE_TIMEOUT
+        } else {
+            state.config().login.timeout + IDLE_TIMEOUT
+        };
+        if stream.set_read_timeout(Some(idle)).is_err() {
+            return;
+        }
         let env: Envelope<Value> = match frame::read_frame(&mut stream, MAX_REQUEST_LEN) {
             Ok(Some(env)) => env,
             Ok(None) => return,
@@ -166,7 +187,13 @@ fn serve(mut stream: UnixStream, peer: Peer, state: &State) {
             }
         };
         let resp = match message::open_request(env) {
-            Ok(req) => dispatch(state, &peer, req),
+            Ok(req) => {
+                let resp = dispatch(state, &peer, req);
+                if let Response::LoginStarted(p) = &resp {
+                    logins.push(p.login_id.clone());
+                }
+                resp
+            }
             Err(answer) => {
                 log::warn!(
                     "unreadable request from pid {} (uid {}): {answer:?}",
@@ -183,7 +210,7 @@ fn serve(mut stream: UnixStream, peer: Peer, state: &State) {
     }
 }
 
-fn dispatch(state: &State, peer: &Peer, req: Request) -> Response {
+fn dispatch(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
     log::trace!("pid {} uid {}: {req:?}", peer.pid, peer.uid);
     handler::handle(state, peer, req)
 }

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use oidc_proto::Response;
 
+use crate::auth::login::Logins;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::local::LocalAccounts;
+use crate::oidc::Provider;
 use crate::store::{Store, StoreError};
 
 /// How often a broken database is retried.
@@ -23,6 +25,10 @@ const CACHE_MAX_ENTRIES: usize = 100_000;
 /// Shared daemon state.
 pub struct State {
     config: RwLock<Arc<Config>>,
+    provider: RwLock<Option<Arc<Provider>>>,
+    /// Device-flow logins in progress.
+    pub logins: Logins,
+    provisional: Mutex<Provisional>,
     store: Mutex<StoreSlot>,
     local: Mutex<LocalAccounts>,
     cache: Mutex<AnswerCache>,
@@ -46,6 +52,9 @@ impl State {
     pub fn new(config: Config, local: LocalAccounts, clock: Clock) -> Self {
         let store = open_store(&config);
         Self {
+            provider: RwLock::new(build_provider(&config)),
+            logins: Logins::default(),
+            provisional: Mutex::new(Provisional::default()),
             config: RwLock::new(Arc::new(config)),
             store: Mutex::new(store),
             local: Mutex::new(local),
@@ -58,6 +67,9 @@ impl State {
     /// State around an already open store (tests).
     pub fn from_store(config: Config, store: Store, local: LocalAccounts, clock: Clock) -> Self {
         Self {
+            provider: RwLock::new(build_provider(&config)),
+            logins: Logins::default(),
+            provisional: Mutex::new(Provisional::default()),
             config: RwLock::new(Arc::new(config)),
             store: Mutex::new(StoreSlot::Open(store)),
             local: Mutex::new(local),
@@ -78,6 +90,16 @@ impl State {
     /// Replaces the configuration (SIGHUP). Paths of the socket and database take effect at
     /// the next start; the caller warns about them.
     pub fn set_config(&self, config: Config) {
+        let provider_changed = self.config().provider != config.provider;
+        if provider_changed {
+            let p = build_provider(&config);
+            *self
+                .provider
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = p;
+        } else if let Some(p) = self.provider() {
+            p.forget();
+        }
         let mut slot = match self.config.write() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -85,6 +107,14 @@ impl State {
         *slot = Arc::new(config);
         drop(slot);
         self.invalidate();
+    }
+
+    /// The configured provider, if any.
+    pub fn provider(&self) -> Option<Arc<Provider>> {
+        self.provider
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Runs `f` with the store, reopening a broken one at most every [`REOPEN_EVERY`].
@@ -195,6 +225,17 @@ struct AnswerCache {
     entries: HashMap<CacheKey, (Response, Instant)>,
 }
 
+fn build_provider(config: &Config) -> Option<Arc<Provider>> {
+    let p = config.provider.as_ref()?;
+    match Provider::new(p.clone()) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            log::error!("provider {}: {e}; logins are disabled", p.issuer);
+            None
+        }
+    }
+}
+
 fn open_store(config: &Config) -> StoreSlot {
     let path = &config.cache.db_path;
     match Store::open(path) {
@@ -219,5 +260,121 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Provisional passwd entries handed to sshd for names not seen before (see
+/// [`State::provisional_user`]).
+#[derive(Default)]
+struct Provisional {
+    entries: HashMap<String, (oidc_proto::types::UnixUser, Instant)>,
+    recent: Vec<Instant>,
+}
+
+impl State {
+    /// A provisional passwd entry for `name`, made for sshd, which refuses users it cannot
+    /// resolve before authentication. Only for names that pass the mapping rules and are
+    /// neither local nor known, at most `max_provisional_per_minute` new ones a minute, each
+    /// living `provisional_ttl` unless a login makes the user real. Its UID comes from the
+    /// deterministic allocation (issuer and name, as no subject is known yet) and is the UID
+    /// the user keeps if this login succeeds.
+    pub fn provisional_user(&self, name: &str) -> Option<oidc_proto::types::UnixUser> {
+        let cfg = self.config();
+        let issuer = cfg.provider.as_ref()?.issuer.clone();
+        let now = Instant::now();
+        {
+            let mut p = lock(&self.provisional);
+            p.entries.retain(|_, (_, until)| *until > now);
+            if let Some((u, _)) = p.entries.get(name) {
+                return Some(u.clone());
+            }
+        }
+        if crate::identity::mapping::map_user_name(name, &cfg)
+            .ok()
+            .as_deref()
+            != Some(name)
+        {
+            return None;
+        }
+        // Lock order everywhere: local accounts, then provisional entries, then the store.
+        let local = self.local().ok()?;
+        if crate::identity::mapping::check_not_local(name, &cfg, &local).is_err() {
+            return None;
+        }
+        let mut p = lock(&self.provisional);
+        p.recent
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        if p.recent.len() >= cfg.login.max_provisional_per_minute as usize {
+            log::warn!(
+                "provisional entry for {name} refused: more than {} a minute",
+                cfg.login.max_provisional_per_minute
+            );
+            return None;
+        }
+        let taken_in_use = |id: u32| {
+            local.uids.contains(&id)
+                || local.gids.contains(&id)
+                || p.entries.values().any(|(u, _)| u.uid == id)
+                || self
+                    .with_store(|s| {
+                        Ok(s.user_by_uid(id)?.is_some() || s.group_by_gid(id)?.is_some())
+                    })
+                    .unwrap_or(true)
+        };
+        let uid = crate::identity::ids::allocate(
+            &issuer,
+            crate::identity::ids::IdKind::User,
+            &format!("name:{name}"),
+            cfg.mapping.uids,
+            taken_in_use,
+        )?;
+        let user = oidc_proto::types::UnixUser {
+            name: name.to_string(),
+            uid,
+            gid: uid,
+            gecos: String::new(),
+            home: cfg
+                .mapping
+                .home
+                .replace("{username}", name)
+                .replace("{uid}", &uid.to_string()),
+            shell: cfg.mapping.shell.clone(),
+        };
+        drop(local);
+        p.recent.push(now);
+        p.entries.insert(
+            name.to_string(),
+            (user.clone(), now + cfg.login.provisional_ttl),
+        );
+        log::info!(
+            "provisional entry for {name} (uid {uid}) handed to sshd; it expires in {}s unless {name} logs in",
+            cfg.login.provisional_ttl.as_secs()
+        );
+        Some(user)
+    }
+
+    /// A live provisional entry by UID.
+    pub fn provisional_by_uid(&self, uid: u32) -> Option<oidc_proto::types::UnixUser> {
+        let now = Instant::now();
+        let p = lock(&self.provisional);
+        p.entries
+            .values()
+            .find(|(u, until)| u.uid == uid && *until > now)
+            .map(|(u, _)| u.clone())
+    }
+
+    /// The UID of a live provisional entry for `name`.
+    pub fn provisional_uid(&self, name: &str) -> Option<u32> {
+        let now = Instant::now();
+        lock(&self.provisional)
+            .entries
+            .get(name)
+            .filter(|(_, until)| *until > now)
+            .map(|(u, _)| u.uid)
+    }
+
+    /// Drops the provisional entry of `name` (the user is now real).
+    pub fn forget_provisional(&self, name: &str) {
+        lock(&self.provisional).entries.remove(name);
     }
 }

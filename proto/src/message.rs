@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::types::{
-    AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LoginFailure, LoginPrompt,
-    StatusInfo, UnixGroup, UnixUser, UserRecord,
+    AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LinkRecord, LoginFailure,
+    LoginPrompt, StatusInfo, UnixGroup, UnixUser, UserRecord,
 };
 
 /// The protocol version this build speaks.
@@ -136,6 +136,20 @@ pub enum Request {
     },
     /// `oidcctl export` (root only).
     AdminExport,
+    /// `oidcctl link` (root only): let a local account log in as a provider identity.
+    AdminLink {
+        /// The local account (must exist in /etc/passwd).
+        local_name: String,
+        /// The identity's subject at the configured issuer.
+        sub: String,
+    },
+    /// `oidcctl unlink` (root only).
+    AdminUnlink {
+        /// The local account.
+        local_name: String,
+    },
+    /// `oidcctl link --list`.
+    AdminLinkList,
 }
 
 impl Request {
@@ -148,6 +162,9 @@ impl Request {
                 | Self::AdminImport { .. }
                 | Self::AdminImportMap { .. }
                 | Self::AdminExport
+                | Self::AdminLink { .. }
+                | Self::AdminUnlink { .. }
+                | Self::AdminLinkList
                 | Self::LoginStart { .. }
                 | Self::LoginWait { .. }
                 | Self::LoginCancel { .. }
@@ -247,6 +264,11 @@ pub enum Response {
     },
     /// Answer to [`Request::AdminExport`].
     Map(IdMap),
+    /// Answer to [`Request::AdminLinkList`].
+    LinkList {
+        /// The links.
+        links: Vec<LinkRecord>,
+    },
     /// A change was made.
     Done {
         /// What was done, for a human.

@@ -215,6 +215,21 @@ pub struct GroupRecord {
     pub updated_at: i64,
 }
 
+/// A local account linked to a provider identity (`oidcctl link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// The local account.
+    pub local_name: String,
+    /// The identity's issuer.
+    pub issuer: String,
+    /// The identity's subject.
+    pub sub: String,
+    /// Unix time of the link.
+    pub created_at: i64,
+    /// Unix time of the last login through it.
+    pub last_login_at: Option<i64>,
+}
+
 /// One user applied by `oidcctl import`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportedUser {

@@ -140,38 +140,15 @@ pub fn map_claims(
         _ => String::new(),
     };
     let email = string_claim(claims, &cfg.claims.email)?;
-    let email_verified = match claims.get("email_verified") {
-        Some(Value::Bool(b)) => *b,
-        // Some providers (AWS Cognito) send the string.
-        Some(Value::String(s)) => s == "true",
-        _ => false,
-    };
+    let email_verified = email_verified(claims);
     let uid_from_claim = match (&cfg.mapping.uid_source, &cfg.claims.uid) {
         (UidSource::Claim, Some(path)) => Some(uid_claim(claims, path)?),
         _ => None,
     };
 
     let raw_groups = group_claim(claims, &cfg.claims.groups)?;
+    gates(&raw_groups, email.as_deref(), email_verified, cfg)?;
     let access = &cfg.access;
-    if !access.allowed_groups.is_empty()
-        && !raw_groups.iter().any(|g| access.allowed_groups.contains(g))
-    {
-        return Err(Refusal::NotInAllowedGroups);
-    }
-    if !access.allowed_email_domains.is_empty() {
-        let domain = email
-            .as_deref()
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d.to_ascii_lowercase());
-        if !domain.is_some_and(|d| access.allowed_email_domains.contains(&d)) {
-            return Err(Refusal::EmailDomain {
-                email: email.clone().unwrap_or_else(|| "none".into()),
-            });
-        }
-    }
-    if access.require_email_verified && !email_verified {
-        return Err(Refusal::EmailNotVerified);
-    }
     let is_admin = raw_groups.iter().any(|g| access.admin_groups.contains(g));
     let (groups, notes) = map_groups(&raw_groups, &name, cfg, local)?;
     Ok(MappedUser {
@@ -187,19 +164,68 @@ pub fn map_claims(
     })
 }
 
+/// The access gates alone (`allowed_groups`, `allowed_email_domains`,
+/// `require_email_verified`), for accounts that are not mapped (linked local accounts) and for
+/// re-checking a stored user at `account` time.
+pub fn check_access(claims: &Value, cfg: &Config) -> Result<(), Refusal> {
+    let raw_groups = group_claim(claims, &cfg.claims.groups)?;
+    let email = string_claim(claims, &cfg.claims.email)?;
+    gates(&raw_groups, email.as_deref(), email_verified(claims), cfg)
+}
+
+fn gates(
+    raw_groups: &[String],
+    email: Option<&str>,
+    email_verified: bool,
+    cfg: &Config,
+) -> Result<(), Refusal> {
+    let access = &cfg.access;
+    if !access.allowed_groups.is_empty()
+        && !raw_groups.iter().any(|g| access.allowed_groups.contains(g))
+    {
+        return Err(Refusal::NotInAllowedGroups);
+    }
+    if !access.allowed_email_domains.is_empty() {
+        let domain = email
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.to_ascii_lowercase());
+        if !domain.is_some_and(|d| access.allowed_email_domains.contains(&d)) {
+            return Err(Refusal::EmailDomain {
+                email: email.unwrap_or("none").to_string(),
+            });
+        }
+    }
+    if access.require_email_verified && !email_verified {
+        return Err(Refusal::EmailNotVerified);
+    }
+    Ok(())
+}
+
+/// `email_verified`: only `true` (or the string "true", as AWS Cognito sends it) counts.
+fn email_verified(claims: &Value) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
 /// Applies the user-name rules: strip the first matching suffix, lowercase, check.
 pub fn map_user_name(raw: &str, cfg: &Config) -> Result<String, Refusal> {
     let m = &cfg.mapping;
-    let lower_raw = raw.to_lowercase();
+    // ASCII case only: full Unicode lowercasing changes byte lengths (the cut below would fall
+    // inside a character and panic) and folds look-alikes into ASCII (U+212A KELVIN SIGN
+    // becomes "k", so "bob\u{212A}" would take the name "bobk").
+    let lower_raw = raw.to_ascii_lowercase();
     let mut name = raw.to_string();
     for suffix in &m.strip_suffixes {
-        if lower_raw.ends_with(&suffix.to_lowercase()) && raw.len() > suffix.len() {
+        if lower_raw.ends_with(&suffix.to_ascii_lowercase()) && raw.len() > suffix.len() {
             name.truncate(raw.len() - suffix.len());
             break;
         }
     }
     if m.lowercase_names {
-        name = name.to_lowercase();
+        name = name.to_ascii_lowercase();
     }
     if !names::is_valid_name(&name, !m.lowercase_names) {
         return Err(Refusal::InvalidName {
@@ -262,7 +288,8 @@ fn map_groups(
         }
         let mut name = format!("{}{}", m.group_prefix, name);
         if m.lowercase_names {
-            name = name.to_lowercase();
+            // ASCII only, as for user names: no look-alike may fold into another group's name.
+            name = name.to_ascii_lowercase();
         }
         if !names::is_valid_name(&name, !m.lowercase_names) {
             notes.push(format!(

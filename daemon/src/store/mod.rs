@@ -3,6 +3,7 @@
 //! Users are keyed by (issuer, sub), never by name or email, so a rename at the provider keeps
 //! the UID. Every change is one transaction: a crash at any point leaves the previous state.
 
+mod links;
 mod schema;
 mod write;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use oidc_proto::types::{GroupRecord, UnixGroup, UnixUser, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+pub use links::Link;
 pub use schema::SCHEMA_VERSION;
 pub use write::{Applied, ImportError, NewIds, Source};
 

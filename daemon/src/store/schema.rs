@@ -46,6 +46,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX memberships_by_group ON memberships(group_id, user_id);
     ",
+    // 2: links from existing local accounts (served by /etc/passwd) to provider identities.
+    "
+    CREATE TABLE links (
+        local_name     TEXT PRIMARY KEY,
+        issuer         TEXT NOT NULL,
+        sub            TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        last_login_at  INTEGER,
+        UNIQUE (issuer, sub)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

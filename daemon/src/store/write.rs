@@ -74,8 +74,21 @@ impl Store {
         claims: &Value,
         source: Source,
     ) -> Result<Applied, StoreError> {
+        self.apply_user_with_uid(ctx, user, claims, source, None)
+    }
+
+    /// As [`Store::apply_user`]; a new user gets `preferred_uid` when it is free (the UID a
+    /// provisional entry already handed to sshd for this name).
+    pub fn apply_user_with_uid(
+        &mut self,
+        ctx: &NewIds<'_>,
+        user: &MappedUser,
+        claims: &Value,
+        source: Source,
+        preferred_uid: Option<u32>,
+    ) -> Result<Applied, StoreError> {
         let tx = self.conn.transaction()?;
-        let applied = upsert(&tx, ctx, user, claims, source)?;
+        let applied = upsert(&tx, ctx, user, claims, source, preferred_uid)?;
         tx.commit()?;
         Ok(applied)
     }
@@ -102,7 +115,7 @@ impl Store {
                     continue;
                 }
             };
-            match upsert(&tx, ctx, &mapped, claims, Source::Import) {
+            match upsert(&tx, ctx, &mapped, claims, Source::Import, None) {
                 Ok(a) => applied.push(a),
                 Err(StoreError::Conflict(message)) => errors.push(ImportError { index, message }),
                 Err(e) => return Err(e),
@@ -244,6 +257,7 @@ fn upsert(
     user: &MappedUser,
     claims: &Value,
     source: Source,
+    preferred_uid: Option<u32>,
 ) -> Result<Applied, StoreError> {
     let existing: Option<(i64, String, u32)> = tx
         .query_row(
@@ -274,7 +288,16 @@ fn upsert(
             (id, uid, false, renamed)
         }
         None => {
-            let uid = new_uid(tx, ctx, user)?;
+            let uid = match preferred_uid {
+                Some(uid)
+                    if ctx.cfg.mapping.uids.contains(uid)
+                        && !is_reserved_id(uid)
+                        && !id_taken(tx, ctx.local, uid)? =>
+                {
+                    uid
+                }
+                _ => new_uid(tx, ctx, user)?,
+            };
             let home = ctx
                 .cfg
                 .mapping

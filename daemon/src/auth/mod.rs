@@ -1,0 +1,7 @@
+//! Logins: the device flow from code to verdict ([`flow`]), the registry of logins in progress
+//! ([`login`]), the QR picture ([`qr`]), and the PAM `account` verdict ([`account`]).
+
+pub mod account;
+pub mod flow;
+pub mod login;
+pub mod qr;

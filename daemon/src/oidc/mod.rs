@@ -1,0 +1,93 @@
+//! Talking to the OpenID provider: discovery and keys ([`provider`]), the device authorization
+//! grant ([`device`]), ID-token validation ([`id_token`]) and userinfo ([`userinfo`]).
+//!
+//! Tokens never leave the daemon: the PAM module only ever sees the user code and the
+//! verification URI.
+
+pub mod device;
+pub mod http;
+pub mod id_token;
+pub mod provider;
+pub mod userinfo;
+
+use std::fmt;
+
+use oidc_proto::types::LoginFailure;
+
+pub use provider::Provider;
+
+/// Why a step with the provider failed. Each variant says how the login reacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OidcError {
+    /// The provider could not be reached, or failed (5xx): the user is told the provider is
+    /// unavailable; a poll may retry a few times.
+    Unreachable(String),
+    /// The provider answered with an OAuth error (`error`, `error_description`).
+    Provider {
+        /// HTTP status.
+        status: u16,
+        /// The `error` code.
+        error: String,
+        /// The `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The answer is not what the protocol says (bad JSON, missing fields, wrong issuer).
+    InvalidResponse(String),
+    /// The ID token or userinfo failed validation. Never retried.
+    InvalidToken(String),
+    /// The daemon's own configuration does not allow the request.
+    Config(String),
+}
+
+impl fmt::Display for OidcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreachable(m) => write!(f, "provider unreachable: {m}"),
+            Self::Provider {
+                status,
+                error,
+                description,
+            } => {
+                write!(f, "provider error {error} (HTTP {status})")?;
+                if let Some(d) = description {
+                    write!(f, ": {d}")?;
+                }
+                Ok(())
+            }
+            Self::InvalidResponse(m) => write!(f, "invalid answer from the provider: {m}"),
+            Self::InvalidToken(m) => write!(f, "token rejected: {m}"),
+            Self::Config(m) => write!(f, "configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for OidcError {}
+
+impl OidcError {
+    /// The login failure this error ends in.
+    pub fn failure(&self) -> LoginFailure {
+        match self {
+            Self::Unreachable(_) | Self::Provider { .. } | Self::Config(_) => {
+                LoginFailure::ProviderUnavailable
+            }
+            Self::InvalidResponse(_) | Self::InvalidToken(_) => LoginFailure::InvalidToken,
+        }
+    }
+
+    /// An OAuth error answer from a JSON body, or a generic one.
+    pub(crate) fn from_body(status: u16, body: &serde_json::Value) -> Self {
+        let error = body.get("error").and_then(serde_json::Value::as_str);
+        match error {
+            Some(e) => Self::Provider {
+                status,
+                error: e.chars().take(100).collect(),
+                description: body
+                    .get("error_description")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|d| d.chars().filter(|c| !c.is_control()).take(300).collect()),
+            },
+            None if status >= 500 => Self::Unreachable(format!("HTTP {status}")),
+            None => Self::InvalidResponse(format!("HTTP {status} without an OAuth error code")),
+        }
+    }
+}
