@@ -83,6 +83,24 @@ enum Command {
     /// Print the UID/GID map (JSON), so other hosts can `oidcctl import` it and give the same
     /// people the same IDs whatever order they log in.
     Export,
+    /// Let an existing local account (in /etc/passwd) log in with the device flow as one
+    /// provider identity (migration from local passwords). NSS keeps serving the account from
+    /// /etc/passwd; only that identity (its `sub` at the configured issuer) can approve its
+    /// logins. Without a link, an approval never logs into a local account.
+    Link {
+        /// The local account.
+        local_name: String,
+        /// The identity's subject (`sub` claim) at the configured issuer.
+        #[arg(long)]
+        sub: String,
+    },
+    /// Remove the link of a local account.
+    Unlink {
+        /// The local account.
+        local_name: String,
+    },
+    /// List linked local accounts.
+    Links,
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +167,14 @@ fn run(args: &Args) -> u8 {
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,
         Command::Export => Request::AdminExport,
+        Command::Link { local_name, sub } => Request::AdminLink {
+            local_name: local_name.clone(),
+            sub: sub.clone(),
+        },
+        Command::Unlink { local_name } => Request::AdminUnlink {
+            local_name: local_name.clone(),
+        },
+        Command::Links => Request::AdminLinkList,
         Command::Import { file } => match import_request(file) {
             Ok(r) => r,
             Err(e) => {

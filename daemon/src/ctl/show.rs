@@ -22,6 +22,7 @@ pub fn json(out: &mut impl Write, r: &Response) -> io::Result<()> {
         Response::GroupDetails(g) => serde_json::to_value(g)?,
         Response::Imported { users } => json!({ "imported": users }),
         Response::Map(m) => serde_json::to_value(m)?,
+        Response::LinkList { links } => serde_json::to_value(links)?,
         Response::Done { message } => json!({ "done": message }),
         other => serde_json::to_value(other)?,
     };
@@ -70,6 +71,26 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
             writeln!(out, "{} user(s) imported", users.len())
         }
         Response::Map(m) => writeln!(out, "{}", serde_json::to_string_pretty(m)?),
+        Response::LinkList { links } => {
+            let rows: Vec<[String; 4]> = links
+                .iter()
+                .map(|l| {
+                    [
+                        l.local_name.clone(),
+                        l.sub.clone(),
+                        l.issuer.clone(),
+                        l.last_login_at
+                            .map_or_else(|| "never".into(), |t| t.to_string()),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &["LOCAL ACCOUNT", "SUB", "ISSUER", "LAST LOGIN (unix time)"],
+                &rows,
+            )?;
+            writeln!(out, "{} link(s)", links.len())
+        }
         Response::Done { message } => writeln!(out, "{message}"),
         other => writeln!(out, "{other:?}"),
     }
