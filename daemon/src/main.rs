@@ -84,6 +84,8 @@ fn mark_environment() {
 
 fn run(config: Config, args: Args) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
+    // Whoever can write the configuration can name the issuer and so log in as anyone.
+    service::check_config_file(&args.config, me)?;
     let socket = config.cache.socket_path.clone();
     let db = config.cache.db_path.clone();
     let socket_dir = socket.parent().ok_or("socket_path has no directory")?;

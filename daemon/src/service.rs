@@ -33,6 +33,28 @@ pub fn check_owned(path: &Path, owner: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a configuration file someone other than `owner` could write: whoever can write it
+/// names the issuer, and so decides who logs in. Symbolic links are followed (configuration
+/// management often links the file); the file they lead to is what counts.
+pub fn check_config_file(path: &Path, owner: u32) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.uid() != owner {
+        return Err(format!(
+            "{} is owned by uid {}, not {owner}: chown it",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by group or others (mode {:04o}): chmod go-w it",
+            path.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// Creates `dir` (mode `mode`) if missing, then checks it and every existing file named in
 /// `files` with [`check_owned`].
 pub fn prepare_dir(dir: &Path, mode: u32, files: &[&Path], owner: u32) -> Result<(), String> {

@@ -281,6 +281,10 @@ impl State {
     pub fn provisional_user(&self, name: &str) -> Option<oidc_proto::types::UnixUser> {
         let cfg = self.config();
         let issuer = cfg.provider.as_ref()?.issuer.clone();
+        if cfg.mapping.uid_source == crate::config::UidSource::Claim {
+            // The UID will come from a claim nobody has seen yet: no UID can be promised.
+            return None;
+        }
         let now = Instant::now();
         {
             let mut p = lock(&self.provisional);

@@ -53,7 +53,7 @@ pub struct Login {
 enum Outcome {
     Running,
     Cancelled,
-    Done(Response),
+    Done(Box<Response>),
 }
 
 impl Login {
@@ -76,7 +76,7 @@ impl Login {
     pub fn finish(&self, resp: Response) {
         let mut o = lock(&self.outcome);
         if matches!(*o, Outcome::Running) {
-            *o = Outcome::Done(resp);
+            *o = Outcome::Done(Box::new(resp));
         }
         self.cond.notify_all();
     }
@@ -265,7 +265,7 @@ pub fn wait(state: &State, id: &str) -> Response {
         Outcome::Done(resp) => {
             drop(guard);
             state.logins.remove(id);
-            resp
+            *resp
         }
     }
 }

@@ -151,7 +151,22 @@ fn key_at(text: &str, pos: usize) -> Option<String> {
                 .to_string(),
         );
     }
-    let key = line.split('=').next()?.trim().trim_matches('"');
+    let own = line.split('=').next()?.trim().trim_matches('"');
+    // A line inside a list written over several lines belongs to the key that opens the list.
+    let opener = if line.contains('=') {
+        None
+    } else {
+        text.get(..line_start)?
+            .lines()
+            .rev()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with('['))
+            .find(|l| l.contains('='))
+            .filter(|l| l.matches('[').count() > l.matches(']').count())
+            .and_then(|l| l.split('=').next())
+            .map(|k| k.trim().trim_matches('"'))
+    };
+    let key = opener.unwrap_or(own);
     if key.is_empty() {
         return section;
     }

@@ -560,7 +560,7 @@ impl Validator<'_, '_> {
         let key = "provider.issuer";
         if let Some(rest) = issuer.strip_prefix("https://") {
             if rest.is_empty() || rest.starts_with('/') {
-                self.r.at(Some(span), key, "has no host");
+                self.r.at(Some(span.clone()), key, "has no host");
             }
         } else if let Some(rest) = issuer.strip_prefix("http://") {
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -574,23 +574,25 @@ impl Validator<'_, '_> {
             let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
             if !insecure {
                 self.r.at(
-                    Some(span),
+                    Some(span.clone()),
                     key,
                     "must use https:// (plain http is only for a test provider on a loopback \
                      address with insecure_http_issuer = true)",
                 );
             } else if !loopback {
                 self.r.at(
-                    Some(span),
+                    Some(span.clone()),
                     key,
                     "insecure_http_issuer only allows http:// on 127.0.0.1, [::1] or localhost",
                 );
             }
         } else {
-            self.r.at(Some(span), key, "must be an https:// URL");
+            self.r
+                .at(Some(span.clone()), key, "must be an https:// URL");
         }
         if issuer.contains(['?', '#']) {
-            self.r.at(None, key, "must not contain a query or fragment");
+            self.r
+                .at(Some(span), key, "must not contain a query or fragment");
         }
     }
 
@@ -608,6 +610,18 @@ impl Validator<'_, '_> {
                 return None;
             }
         };
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me {
+            self.r.at(
+                Some(f.span()),
+                key,
+                format!(
+                    "{} is owned by uid {}, not {me}: chown it",
+                    path.display(),
+                    meta.uid()
+                ),
+            );
+        }
         if meta.mode() & 0o077 != 0 {
             self.r.at(
                 Some(f.span()),
@@ -903,7 +917,7 @@ impl Validator<'_, '_> {
             );
             return None;
         }
-        if hi - lo < 1000 {
+        if (IdRange { min: lo, max: hi }).len() < 1000 {
             self.r.at(
                 span(max).or(span(min)),
                 &kmax,

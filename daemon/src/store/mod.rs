@@ -76,6 +76,14 @@ impl Store {
 
     fn setup(mut conn: Connection, wal: bool) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(2))?;
+        // Refuse a newer database before changing anything in it (even its journal mode).
+        let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
         if wal {
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {

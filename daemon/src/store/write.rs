@@ -289,6 +289,17 @@ fn upsert(
         }
         None => {
             let uid = match preferred_uid {
+                // Under uid_source = "claim" the UID is the claim's: a provisional UID that
+                // differs is refused rather than stored for good (IDs never change).
+                Some(uid)
+                    if ctx.cfg.mapping.uid_source == UidSource::Claim
+                        && user.uid_from_claim != Some(uid) =>
+                {
+                    return Err(conflict(format!(
+                        "the login began with provisional UID {uid} (login.ssh_first_login), not \
+                         the UID from the claim: log in once at a console or use oidcctl import"
+                    )));
+                }
                 Some(uid)
                     if ctx.cfg.mapping.uids.contains(uid)
                         && !is_reserved_id(uid)

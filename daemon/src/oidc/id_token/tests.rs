@@ -56,7 +56,7 @@ fn b64(v: &Value) -> String {
 }
 
 fn sign(
-    key: &impl PrivateSigningKey<VerificationKey = openidconnect::core::CoreJsonWebKey>,
+    key: &impl PrivateSigningKey<VerificationKey = CoreJsonWebKey>,
     alg: CoreJwsSigningAlgorithm,
     header: &Value,
     claims: &Value,
