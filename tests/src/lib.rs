@@ -1,1 +1,59 @@
+//! End-to-end test harness for oidcd: real binaries, real glibc, real services.
+//!
+//! Every test builds its world from these parts and tears it down again, also on panic (each
+//! part is a Drop guard that kills what it started, by PID):
+//!
+//! # Layout
+//! - [`paths`]: where the built `oidcd`, `oidcctl`, `libnss_oidc.so` and `pam_oidc.so` are
+//!   (the tests do not build them: run `cargo build --workspace` first, as `tests/run` does).
+//! - [`ns`]: a private mount namespace held open by a holder process. Inside it `/run` is a
+//!   fresh tmpfs, `/etc/nsswitch.conf` names the `oidc` module, the multiarch lib dir is
+//!   overlaid with the built `libnss_oidc.so.2`, and optionally `/etc/passwd`, `/etc/group`,
+//!   `/etc/pam.d` and `/etc/sudoers.d` are bound to copies. The host's `/etc` and `/run` are
+//!   never written. Commands run inside it through `nsenter`.
+//! - [`daemon`]: a config builder with test defaults and a running `oidcd` in a namespace.
+//! - [`provider`]: the test OpenID Provider (`tests/op/provider.mjs`) on a free loopback port
+//!   and the scripted approval of a device code (`tests/tools/approve_device.py`).
+//! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
+//! - [`util`]: temporary directories, free ports, running a command with a timeout and
+//!   measuring it, waiting for a condition.
+//!
+//! Figures that tests measure are printed as `MEASURE <test> <case> <name>=<value>` lines
+//! (run with `--nocapture`, or read nextest's output for failing tests).
 
+pub mod daemon;
+pub mod ns;
+pub mod paths;
+pub mod provider;
+pub mod raw;
+pub mod util;
+
+pub use daemon::{Daemon, DaemonConfig};
+pub use ns::{Namespace, NssMode};
+pub use provider::Provider;
+pub use util::{Run, Spawned, TempDir, free_port, measure, median, ms, sleep, wait_until};
+
+/// Claims of the provider's test user alice (the same as `tests/op/provider.mjs` sends), for
+/// `oidcctl import`.
+pub fn alice_claims() -> serde_json::Value {
+    serde_json::json!({
+        "sub": "alice",
+        "preferred_username": "alice",
+        "name": "Alice Test",
+        "email": "alice@example.test",
+        "email_verified": true,
+        "groups": ["oidc-admins", "developers"]
+    })
+}
+
+/// Claims of the provider's test user bob: in `developers` only, email not verified.
+pub fn bob_claims() -> serde_json::Value {
+    serde_json::json!({
+        "sub": "bob",
+        "preferred_username": "bob",
+        "name": "Bob Test",
+        "email": "bob@example.test",
+        "email_verified": false,
+        "groups": ["developers"]
+    })
+}

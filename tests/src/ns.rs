@@ -1,0 +1,335 @@
+//! A private mount namespace in which glibc uses the built `libnss_oidc.so.2`.
+//!
+//! A holder process (`unshare -m --propagation private sh -c '<mounts>; exec sleep infinity'`)
+//! keeps the namespace alive; every command runs inside it with `nsenter --mount=…`, so the
+//! daemon, `getent`, `id`, pamtester, sshd and sudo all see the same mounts. Inside:
+//! - `/run` is a fresh tmpfs of mode 0755 holding `/run/oidcd` and `/run/sshd` (the daemon
+//!   refuses a socket directory writable by others, and the host's `/run` stays untouched);
+//! - `/etc/nsswitch.conf` is the host's with `passwd: files oidc` and `group: files oidc`;
+//! - the multiarch lib dir is a read-only overlay whose top layer holds `libnss_oidc.so.2`;
+//! - optionally `/etc/passwd` and `/etc/group` (with extra local accounts), `/etc/pam.d` and
+//!   `/etc/sudoers.d` are bound to copies in the namespace's temp dir.
+//!
+//! Nothing is created on a host path outside the temp dir: the script runs under `set -e`, so
+//! if mounting the tmpfs fails, nothing is created under the host's `/run`. Dropping the
+//! namespace kills the holder; the mounts vanish with the last process inside.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::paths;
+use crate::util::{self, Run, TempDir, sh_quote};
+
+/// What to put in a namespace. Build one with [`Namespace::builder`].
+#[derive(Debug, Default, Clone)]
+pub struct NamespaceBuilder {
+    passwd_lines: Vec<String>,
+    group_lines: Vec<String>,
+    pam_dir: bool,
+    sudoers_dir: bool,
+}
+
+impl NamespaceBuilder {
+    /// Adds a local user (a line for `/etc/passwd`, e.g. `localbob:x:4242:4242::/home/b:/bin/sh`);
+    /// the namespace then binds a copy of the host's `/etc/passwd` and `/etc/group`.
+    pub fn local_user(mut self, passwd_line: &str) -> Self {
+        self.passwd_lines.push(passwd_line.to_string());
+        self
+    }
+
+    /// Adds a local group (a line for `/etc/group`).
+    pub fn local_group(mut self, group_line: &str) -> Self {
+        self.group_lines.push(group_line.to_string());
+        self
+    }
+
+    /// Binds a copy of the host's `/etc/pam.d` over it; write services into
+    /// [`Namespace::pam_dir`].
+    pub fn pam_dir(mut self) -> Self {
+        self.pam_dir = true;
+        self
+    }
+
+    /// Binds a copy of the host's `/etc/sudoers.d` over it; write rules into
+    /// [`Namespace::sudoers_dir`].
+    pub fn sudoers_dir(mut self) -> Self {
+        self.sudoers_dir = true;
+        self
+    }
+
+    /// Creates the namespace and waits until its mounts are in place.
+    pub fn start(self) -> Namespace {
+        let dir = TempDir::with_mode("ns", 0o755);
+        let lib = dir.join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        std::fs::copy(paths::nss_module(), lib.join("libnss_oidc.so.2"))
+            .expect("copy libnss_oidc.so");
+        let nsswitch = dir.write("nsswitch.conf", nsswitch_conf(NssMode::Oidc), 0o644);
+        let ma = paths::multiarch_lib_dir();
+
+        let mut script = vec![
+            "set -eu".to_string(),
+            "umask 022".to_string(),
+            "mount -t tmpfs -o mode=0755 tmpfs /run".to_string(),
+            "mkdir -p /run/oidcd /run/sshd".to_string(),
+            format!(
+                "mount --bind {} /etc/nsswitch.conf",
+                sh_quote(&nsswitch.to_string_lossy())
+            ),
+            format!(
+                "mount -t overlay overlay -o {} {}",
+                sh_quote(&format!("lowerdir={}:{}", lib.display(), ma.display())),
+                sh_quote(&ma.to_string_lossy())
+            ),
+        ];
+        if !self.passwd_lines.is_empty() || !self.group_lines.is_empty() {
+            for (file, extra) in [("passwd", &self.passwd_lines), ("group", &self.group_lines)] {
+                let mut text = std::fs::read_to_string(format!("/etc/{file}")).unwrap();
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                for l in extra {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                let copy = dir.write(file, text, 0o644);
+                script.push(format!(
+                    "mount --bind {} /etc/{file}",
+                    sh_quote(&copy.to_string_lossy())
+                ));
+            }
+        }
+        for (wanted, name) in [(self.pam_dir, "pam.d"), (self.sudoers_dir, "sudoers.d")] {
+            if wanted {
+                let copy = dir.join(name);
+                util::run(
+                    Command::new("cp")
+                        .arg("-a")
+                        .arg(format!("/etc/{name}"))
+                        .arg(&copy),
+                )
+                .expect_ok();
+                script.push(format!(
+                    "mount --bind {} /etc/{name}",
+                    sh_quote(&copy.to_string_lossy())
+                ));
+            }
+        }
+        script.push("echo READY".into());
+        script.push("exec sleep infinity".into());
+
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(script.join("\n"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        util::kill_with_parent(&mut cmd);
+        let mut holder = cmd.spawn().expect("spawn unshare");
+        let mut line = String::new();
+        let mut out = BufReader::new(holder.stdout.take().unwrap());
+        let _ = out.read_line(&mut line);
+        if line.trim() != "READY" {
+            let _ = holder.kill();
+            let output = holder.wait_with_output().unwrap();
+            panic!(
+                "namespace setup failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Namespace {
+            pid: holder.id(),
+            holder,
+            nsswitch,
+            pam_dir: self.pam_dir.then(|| dir.join("pam.d")),
+            sudoers_dir: self.sudoers_dir.then(|| dir.join("sudoers.d")),
+            dir,
+        }
+    }
+}
+
+/// Which sources `passwd` and `group` use in the namespace's nsswitch.conf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NssMode {
+    /// `files oidc`: the module is asked after the local files.
+    Oidc,
+    /// `files` only: the module is never loaded (a baseline for timings).
+    FilesOnly,
+}
+
+/// The host's nsswitch.conf with `passwd` and `group` replaced (the rest kept).
+fn nsswitch_conf(mode: NssMode) -> String {
+    let host = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    let sources = match mode {
+        NssMode::Oidc => "files oidc",
+        NssMode::FilesOnly => "files",
+    };
+    let mut out = String::new();
+    for line in host.lines() {
+        let db = line.split(':').next().unwrap_or("").trim();
+        if !line.trim_start().starts_with('#') && (db == "passwd" || db == "group") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "passwd:         {sources}\ngroup:          {sources}\n"
+    ));
+    out
+}
+
+/// A private mount namespace; see the module docs.
+#[derive(Debug)]
+pub struct Namespace {
+    holder: Child,
+    pid: u32,
+    nsswitch: PathBuf,
+    pam_dir: Option<PathBuf>,
+    sudoers_dir: Option<PathBuf>,
+    dir: TempDir,
+}
+
+impl Namespace {
+    /// A namespace with the default mounts.
+    pub fn new() -> Self {
+        Self::builder().start()
+    }
+
+    /// A builder for a namespace with extra mounts.
+    pub fn builder() -> NamespaceBuilder {
+        NamespaceBuilder::default()
+    }
+
+    /// The holder's PID (its `/proc/PID/ns/mnt` is the namespace).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A temp dir on the host (mode 0755), visible at the same path inside.
+    pub fn dir(&self) -> &TempDir {
+        &self.dir
+    }
+
+    /// The path through which the host sees `path` as the namespace sees it
+    /// (`/proc/PID/root/...`): for reading files and connecting to sockets from the test itself.
+    pub fn host_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        let rel = path.as_ref().strip_prefix("/").unwrap_or(path.as_ref());
+        PathBuf::from(format!("/proc/{}/root", self.pid)).join(rel)
+    }
+
+    /// The copy of `/etc/pam.d` bound inside (only with [`NamespaceBuilder::pam_dir`]).
+    pub fn pam_dir(&self) -> &Path {
+        self.pam_dir
+            .as_deref()
+            .expect("namespace built without pam_dir()")
+    }
+
+    /// The copy of `/etc/sudoers.d` bound inside (only with [`NamespaceBuilder::sudoers_dir`]).
+    pub fn sudoers_dir(&self) -> &Path {
+        self.sudoers_dir
+            .as_deref()
+            .expect("namespace built without sudoers_dir()")
+    }
+
+    /// Rewrites the bound nsswitch.conf in place (same inode, so the bind mount follows);
+    /// each new process reads it afresh.
+    pub fn set_nss(&self, mode: NssMode) {
+        std::fs::write(&self.nsswitch, nsswitch_conf(mode)).unwrap();
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--mount=/proc/{}/ns/mnt", self.pid))
+            .arg("--")
+            .arg(program)
+            .env_remove(oidc_proto::paths::NSS_BYPASS_ENV)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("SYSTEMD_ACTIVATION_UNIT");
+        cmd
+    }
+
+    /// Runs `program args…` inside the namespace and waits for it.
+    pub fn run(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
+        util::run(self.command(program).args(args))
+    }
+
+    /// Runs `program args…` inside as `uid`/`gid` with no supplementary groups.
+    pub fn run_as(
+        &self,
+        uid: u32,
+        gid: u32,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+    ) -> Run {
+        let mut cmd = self.command("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg("--")
+            .arg(program)
+            .args(args);
+        util::run(&mut cmd)
+    }
+
+    /// `getent DB KEYS…` inside.
+    pub fn getent(&self, db: &str, keys: &[&str]) -> Run {
+        let mut args = vec![db];
+        args.extend_from_slice(keys);
+        self.run("getent", &args)
+    }
+
+    /// `sh -c SCRIPT` inside.
+    pub fn sh(&self, script: &str) -> Run {
+        self.run("sh", &["-c", script])
+    }
+
+    /// Times `getpwnam(name)` inside one process (Python's `pwd`, i.e. glibc's NSS): one
+    /// warm-up call (loads the modules), then `n` calls. Returns the per-call durations,
+    /// sorted. Separates the lookup's own cost from process start-up.
+    pub fn time_getpwnam(&self, name: &str, n: usize) -> Vec<Duration> {
+        let script = "import pwd, sys, time\n\
+            name, n = sys.argv[1], int(sys.argv[2])\n\
+            def once():\n\
+            \x20   t = time.perf_counter()\n\
+            \x20   try:\n\
+            \x20       pwd.getpwnam(name)\n\
+            \x20   except KeyError:\n\
+            \x20       pass\n\
+            \x20   return time.perf_counter() - t\n\
+            once()\n\
+            print(' '.join(str(once()) for _ in range(n)))\n";
+        let r = self.run(util::python3(), &["-c", script, name, &n.to_string()]);
+        r.expect_ok();
+        let mut v: Vec<Duration> = r
+            .stdout
+            .split_whitespace()
+            .map(|s| Duration::from_secs_f64(s.parse().unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Waits at most `timeout` for `path` (as seen inside) to exist.
+    pub fn wait_for_path(&self, path: &str, timeout: Duration) -> bool {
+        let p = self.host_path(path);
+        util::wait_until(timeout, || p.exists())
+    }
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}

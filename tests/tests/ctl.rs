@@ -1,0 +1,245 @@
+//! User story: an administrator sees and fixes the daemon's state with `oidcctl`: status,
+//! users, groups, cache, export/import of the ID map, with documented exit codes; other users
+//! may look but not change.
+
+use oidcd_tests::{Daemon, DaemonConfig, Namespace, TempDir, alice_claims, bob_claims, paths};
+use serde_json::{Value, json};
+
+/// The `nobody` account setpriv switches to.
+const NOBODY: u32 = 65534;
+
+/// A daemon with alice (admin) and bob, `admin_groups = ["oidc-admins"]`.
+fn daemon_with_users<'ns>(ns: &'ns Namespace, cfg: &DaemonConfig) -> Daemon<'ns> {
+    let mut cfg = cfg.clone();
+    cfg.admin_groups(&["oidc-admins"]);
+    let d = Daemon::start(ns, &cfg);
+    let r = d.import(&json!([alice_claims(), bob_claims()]));
+    r.expect_ok();
+    assert!(r.stdout.contains("created alice (uid "), "{r}");
+    assert!(r.stdout.contains("2 user(s) imported"), "{r}");
+    d
+}
+
+/// The names in a JSON list of user or group records.
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unix"]["name"].as_str().unwrap())
+        .collect()
+}
+
+/// `oidcctl status` describes a running daemon in text and JSON.
+#[test]
+fn status_reports_the_running_daemon() {
+    let ns = Namespace::new();
+    let cfg = DaemonConfig::new();
+    let d = daemon_with_users(&ns, &cfg);
+    let text = d.oidcctl(&["status"]);
+    text.expect_ok();
+    for want in [
+        "running",
+        "provider:",
+        &cfg.issuer().unwrap(),
+        "/run/oidcd/socket",
+        &d.db_path().to_string_lossy(),
+        "users:          2",
+        "groups:         2",
+        "enumeration:    off",
+    ] {
+        assert!(text.stdout.contains(want), "missing {want:?}:\n{text}");
+    }
+    let js = d.oidcctl_json(&["status"]);
+    assert_eq!(js["daemon_running"], true, "{js}");
+    assert_eq!(js["users"], 2);
+    assert_eq!(js["groups"], 2);
+    assert!(js["protocol_version"].as_u64() >= Some(1), "{js}");
+    assert!(js["schema_version"].as_u64() >= Some(1), "{js}");
+    assert!(js["db_error"].is_null(), "{js}");
+    assert_eq!(js["issuer"], cfg.issuer().unwrap());
+    assert_eq!(js["client_id"], "pam-oidc");
+    assert_eq!(
+        js["config_path"],
+        d.config_path().to_string_lossy().as_ref()
+    );
+}
+
+/// `user list/show/remove` and `group list/show` show and change what NSS serves.
+#[test]
+fn user_and_group_commands_show_and_remove() {
+    let ns = Namespace::new();
+    let d = daemon_with_users(&ns, &DaemonConfig::new());
+    let users = d.users();
+    assert_eq!(names(&users), ["alice", "bob"]);
+    let alice = &users[0];
+    assert_eq!(alice["groups"], json!(["developers", "oidc-admins"]));
+    assert_eq!(alice["local_groups"], json!(["sudo"]));
+    assert_eq!(alice["is_admin"], true);
+    assert_eq!(alice["source"], "import");
+    assert_eq!(
+        alice["claims"]["email"], "alice@example.test",
+        "root sees claims"
+    );
+    let table = d.oidcctl(&["user", "list"]);
+    table.expect_ok();
+    assert!(table.stdout.starts_with("NAME"), "{table}");
+    assert!(table.stdout.contains("2 user(s)"), "{table}");
+
+    let show = d.oidcctl(&["user", "show", "alice"]);
+    show.expect_ok();
+    let uid = alice["unix"]["uid"].as_u64().unwrap();
+    assert!(
+        show.stdout.contains(&format!(
+            "alice:*:{uid}:{uid}:Alice Test:/home/alice:/bin/bash"
+        )),
+        "{show}"
+    );
+    assert_eq!(
+        d.oidcctl_json(&["user", "show", "bob"])["unix"]["name"],
+        "bob"
+    );
+
+    let groups = d.oidcctl_json(&["group", "list"]);
+    assert_eq!(names(&groups), ["developers", "oidc-admins"]);
+    let devs = d.oidcctl_json(&["group", "show", "developers"]);
+    assert_eq!(devs["unix"]["members"], json!(["alice", "bob"]));
+    assert_eq!(devs["provider_name"], "developers");
+    d.oidcctl(&["group", "show", "developers"]).expect_ok();
+
+    ns.getent("passwd", &["bob"]).expect_ok();
+    let rm = d.oidcctl(&["user", "remove", "bob"]);
+    rm.expect_ok();
+    assert!(rm.stdout.contains("bob removed"), "{rm}");
+    ns.getent("passwd", &["bob"]).expect_code(2);
+    let devs = d.oidcctl_json(&["group", "show", "developers"]);
+    assert_eq!(devs["unix"]["members"], json!(["alice"]));
+    d.oidcctl(&["user", "remove", "bob"]).expect_code(1);
+    d.oidcctl(&["user", "show", "bob"]).expect_code(1);
+    d.oidcctl(&["group", "show", "nosuchgroup"]).expect_code(1);
+}
+
+/// `cache clear` forgets every user and group; a later import gives the same IDs back.
+#[test]
+fn cache_clear_forgets_everyone_and_ids_come_back() {
+    let ns = Namespace::new();
+    let d = daemon_with_users(&ns, &DaemonConfig::new());
+    let before = ns.getent("passwd", &["alice"]);
+    before.expect_ok();
+    let gid = ns.getent("group", &["developers"]);
+    d.oidcctl(&["cache", "clear"]).expect_ok();
+    assert_eq!(d.users(), json!([]));
+    assert_eq!(d.oidcctl_json(&["group", "list"]), json!([]));
+    ns.getent("passwd", &["alice"]).expect_code(2);
+    ns.getent("group", &["developers"]).expect_code(2);
+    d.import(&json!([alice_claims(), bob_claims()])).expect_ok();
+    assert_eq!(ns.getent("passwd", &["alice"]).stdout, before.stdout);
+    assert_eq!(
+        ns.getent("group", &["developers"]).stdout,
+        gid.stdout,
+        "same GID, same members"
+    );
+}
+
+/// `export` from one daemon, `import` of that map into a fresh one (its own namespace and
+/// database) gives the same UIDs and GIDs, seen through NSS on both hosts.
+#[test]
+fn export_then_import_map_gives_same_ids_on_another_host() {
+    let ns1 = Namespace::new();
+    let cfg = DaemonConfig::new();
+    let d1 = daemon_with_users(&ns1, &cfg);
+    let map = d1.oidcctl(&["export"]);
+    map.expect_ok();
+    let map = map.json();
+    assert_eq!(map["issuer"], cfg.issuer().unwrap());
+    assert_eq!(map["users"].as_array().unwrap().len(), 2, "{map}");
+    assert_eq!(map["groups"].as_array().unwrap().len(), 2, "{map}");
+
+    let ns2 = Namespace::new();
+    let d2 = Daemon::start(&ns2, &cfg);
+    let r = d2.import(&map);
+    r.expect_ok();
+    assert!(r.stdout.contains("4 new users and groups pinned"), "{r}");
+    for (db, key) in [
+        ("passwd", "alice"),
+        ("passwd", "bob"),
+        ("group", "oidc-admins"),
+        ("group", "alice"),
+    ] {
+        let one = ns1.getent(db, &[key]);
+        let two = ns2.getent(db, &[key]);
+        two.expect_ok();
+        let id = |r: &oidcd_tests::Run| r.stdout.split(':').nth(2).unwrap().to_string();
+        assert_eq!(id(&one), id(&two), "{db} {key}: {one}\n{two}");
+    }
+    assert_eq!(d2.oidcctl(&["export"]).json(), map);
+
+    // Importing the same map again changes nothing; a login (here: claims) keeps the IDs.
+    d2.import(&map).expect_ok();
+    d2.import(&json!([alice_claims()])).expect_ok();
+    assert_eq!(
+        ns2.getent("passwd", &["alice"]).stdout.split(':').nth(2),
+        ns1.getent("passwd", &["alice"]).stdout.split(':').nth(2)
+    );
+}
+
+/// Exit codes: 0 success, 1 not found or refused, 2 usage error, 3 no daemon.
+#[test]
+fn exit_codes_distinguish_outcomes() {
+    let ns = Namespace::new();
+    let d = daemon_with_users(&ns, &DaemonConfig::new());
+    d.oidcctl(&["status"]).expect_code(0);
+    d.oidcctl(&["user", "show", "nosuchuser"]).expect_code(1);
+    d.oidcctl(&["frobnicate"]).expect_code(2);
+    d.oidcctl(&["user"]).expect_code(2);
+    d.oidcctl(&["user", "show"]).expect_code(2);
+
+    let empty = Namespace::new();
+    let r = empty.run(paths::oidcctl(), &["status"]);
+    r.expect_code(3);
+    assert!(r.stderr.contains("not running"), "{r}");
+    let js = empty.run(paths::oidcctl(), &["status", "--json"]);
+    js.expect_code(3);
+    assert_eq!(js.json()["daemon_running"], false);
+    empty
+        .run(paths::oidcctl(), &["user", "list"])
+        .expect_code(3);
+}
+
+/// A user other than root may read (without the claims) but not change anything.
+#[test]
+fn non_root_can_read_but_not_change() {
+    let ns = Namespace::new();
+    let d = daemon_with_users(&ns, &DaemonConfig::new());
+    let before = d.users();
+    let public = TempDir::with_mode("public", 0o755);
+    let file = public.write("users.json", json!([bob_claims()]).to_string(), 0o644);
+    let file = file.to_string_lossy();
+    let ctl = paths::oidcctl();
+    let as_nobody = |args: &[&str]| ns.run_as(NOBODY, NOBODY, &ctl, args);
+
+    as_nobody(&["status"]).expect_ok();
+    let list = as_nobody(&["user", "list", "--json"]);
+    list.expect_ok();
+    let list = list.json();
+    assert_eq!(names(&list), ["alice", "bob"]);
+    assert!(
+        list[0]["claims"].is_null(),
+        "claims shown to a non-root user: {list}"
+    );
+    as_nobody(&["group", "show", "developers"]).expect_ok();
+
+    for args in [
+        &["user", "remove", "bob"][..],
+        &["import", &file],
+        &["cache", "clear"],
+        &["export"],
+    ] {
+        let r = as_nobody(args);
+        r.expect_code(1);
+        assert!(
+            r.stderr.contains("needs root") && r.stderr.contains("run it as root"),
+            "{r}"
+        );
+    }
+    assert_eq!(d.users(), before);
+}
