@@ -1,13 +1,15 @@
 //! The socket: accept, identify the peer by `SO_PEERCRED`, serve each connection on its own
 //! thread up to a limit, stop when asked.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -19,10 +21,17 @@ use oidc_proto::{Request, Response};
 use serde_json::Value;
 
 use crate::handler::{self, Peer};
-use crate::state::State;
+use crate::state::{State, lock};
 
 /// Connections served at once; more are told "busy" and closed.
-pub const MAX_CONNECTIONS: usize = 256;
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections one non-root uid may hold at once: the socket is open to every local user, and
+/// one of them must not be able to starve everyone else's lookups.
+pub const MAX_PER_UID: usize = 128;
+/// Slots only root may use, so root's logins, sudo and `oidcctl` always get through.
+pub const RESERVED_FOR_ROOT: usize = 128;
+/// How long a new connection may take to send its first request.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a connection may sit idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the accept loop looks at the stop flag.
@@ -55,7 +64,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Serves `listener` until `stop` is set, then waits briefly for connections in flight.
 pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> io::Result<()> {
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Slots::default());
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(STOP_CHECK).unwrap_or(PollTimeout::MAX);
@@ -91,19 +100,19 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
                 continue;
             }
         };
-        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+        let Some(guard) = slots.take(peer.uid) else {
             log::warn!(
-                "{MAX_CONNECTIONS} connections in flight: telling pid {} to retry",
+                "connection limit reached for uid {} (pid {}): told to retry",
+                peer.uid,
                 peer.pid
             );
             refuse_busy(stream);
             continue;
-        }
-        active.fetch_add(1, Ordering::SeqCst);
-        let guard = ActiveGuard(Arc::clone(&active));
+        };
         let state = Arc::clone(&state);
         let spawned = std::thread::Builder::new()
             .name("conn".into())
+            .stack_size(256 * 1024)
             .spawn(move || {
                 let _guard = guard;
                 serve(stream, peer, &state);
@@ -113,17 +122,61 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
         }
     }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while slots.total() > 0 && Instant::now() < deadline {
         crate::clock::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
 
-struct ActiveGuard(Arc<AtomicUsize>);
+/// Connection slots, counted in total and per uid.
+#[derive(Default)]
+struct Slots {
+    held: Mutex<(usize, HashMap<u32, usize>)>,
+}
 
-impl Drop for ActiveGuard {
+impl Slots {
+    /// A slot for `uid`, or `None` when the limits say no.
+    fn take(self: &Arc<Self>, uid: u32) -> Option<SlotGuard> {
+        let mut held = lock(&self.held);
+        let (total, per_uid) = &mut *held;
+        let mine = per_uid.get(&uid).copied().unwrap_or(0);
+        let allowed = if uid == 0 {
+            *total < MAX_CONNECTIONS
+        } else {
+            *total < MAX_CONNECTIONS - RESERVED_FOR_ROOT && mine < MAX_PER_UID
+        };
+        if !allowed {
+            return None;
+        }
+        *total += 1;
+        per_uid.insert(uid, mine + 1);
+        Some(SlotGuard {
+            slots: Arc::clone(self),
+            uid,
+        })
+    }
+
+    fn total(&self) -> usize {
+        lock(&self.held).0
+    }
+}
+
+struct SlotGuard {
+    slots: Arc<Slots>,
+    uid: u32,
+}
+
+impl Drop for SlotGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut held = lock(&self.slots.held);
+        let (total, per_uid) = &mut *held;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
     }
 }
 
@@ -153,9 +206,13 @@ fn serve_requests(
     if stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err() {
         return;
     }
+    let mut first = true;
     loop {
-        // While a login runs, the user may take minutes to read the prompt and approve.
-        let idle = if logins.is_empty() {
+        // A client sends its request at once; between requests it may pause; while a login
+        // runs, the user may take minutes to read the prompt and approve.
+        let idle = if first {
+            FIRST_REQUEST_TIMEOUT
+        } else if logins.is_empty() {
             IDLE_TIMEOUT
         } else {
             state.config().login.timeout + IDLE_TIMEOUT
@@ -186,6 +243,7 @@ fn serve_requests(
                 return;
             }
         };
+        first = false;
         let resp = match message::open_request(env) {
             Ok(req) => {
                 let resp = dispatch(state, &peer, req);

@@ -156,9 +156,11 @@ pub fn all_groups(daemon: &impl Daemon) -> Nss<Vec<Group>> {
 
 /// False for names no user or group can have, which are answered NOTFOUND without asking:
 /// empty, longer than [`MAX_NAME_LEN`] bytes, or holding `:`, `/`, whitespace or a control
-/// character (NUL and newline among them).
+/// character (NUL and newline among them). `root` is never served by oidcd: answering it at
+/// once spares every `initgroups("root")` (sudo, su, cron) the wait on a hung daemon.
 pub fn is_plausible_name(name: &str) -> bool {
-    !name.is_empty()
+    name != "root"
+        && !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name
             .chars()

@@ -156,17 +156,31 @@ impl Client {
             stream: &self.stream,
             deadline,
         };
-        frame::write_frame(&mut io, &Envelope::new(request), MAX_FRAME_LEN)?;
+        if let Err(e) = frame::write_frame(&mut io, &Envelope::new(request), MAX_FRAME_LEN) {
+            // The daemon may have refused the request (too large, busy) and hung up while we
+            // were still sending: its answer, if it sent one, says why better than EPIPE does.
+            let hung_up = matches!(&e, FrameError::Io(err)
+                if matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset));
+            if hung_up {
+                if let Ok(Some(env)) = frame::read_frame::<Envelope<Value>>(&mut io, MAX_FRAME_LEN)
+                {
+                    return open(env);
+                }
+            }
+            return Err(e.into());
+        }
         let env: Envelope<Value> = frame::read_frame(&mut io, MAX_FRAME_LEN)?.ok_or_else(|| {
             ClientError::Protocol("oidcd closed the connection without answering".into())
         })?;
-        message::open_response(env).map_err(|e| match e {
-            EnvelopeError::VersionMismatch { peer } => {
-                ClientError::VersionMismatch { daemon: peer }
-            }
-            EnvelopeError::Malformed(why) => ClientError::Protocol(why),
-        })
+        open(env)
     }
+}
+
+fn open(env: Envelope<Value>) -> Result<Response, ClientError> {
+    message::open_response(env).map_err(|e| match e {
+        EnvelopeError::VersionMismatch { peer } => ClientError::VersionMismatch { daemon: peer },
+        EnvelopeError::Malformed(why) => ClientError::Protocol(why),
+    })
 }
 
 /// Connects, asks once and hangs up, all within `timeout`.
@@ -305,7 +319,23 @@ mod tests {
         TrustedOwner::Uid(nix::unistd::geteuid().as_raw())
     }
 
-    fn temp_dir() -> std::path::PathBuf {
+    /// A temporary directory removed when dropped.
+    struct Tmp(std::path::PathBuf);
+
+    impl std::ops::Deref for Tmp {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir() -> Tmp {
         let d = std::env::temp_dir().join(format!(
             "oidc-proto-{}-{}",
             std::process::id(),
@@ -315,7 +345,7 @@ mod tests {
                 .as_nanos()
         ));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        Tmp(d)
     }
 
     /// A missing socket is "not running", answered without waiting.

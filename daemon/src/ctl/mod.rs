@@ -316,16 +316,29 @@ fn import_request(file: &Path) -> Result<Request, String> {
     };
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?;
-    match value {
-        Value::Array(entries) => Ok(Request::AdminImport { entries }),
+    let request = match value {
+        Value::Array(entries) => Request::AdminImport { entries },
         Value::Object(ref o) if o.get("format").and_then(Value::as_str) == Some(IdMap::FORMAT) => {
             let map: IdMap = serde_json::from_value(value)
                 .map_err(|e| format!("{}: not a valid ID map: {e}", file.display()))?;
-            Ok(Request::AdminImportMap { map })
+            Request::AdminImportMap { map }
         }
-        _ => Err(format!(
-            "{}: expected a JSON array of claim sets, or an ID map from `oidcctl export`",
+        _ => {
+            return Err(format!(
+                "{}: expected a JSON array of claim sets, or an ID map from `oidcctl export`",
+                file.display()
+            ));
+        }
+    };
+    // The daemon reads at most MAX_REQUEST_LEN bytes per request; say so before sending.
+    let limit = oidc_proto::frame::MAX_REQUEST_LEN - 64;
+    let size = serde_json::to_vec(&oidc_proto::Envelope::new(&request)).map_or(0, |v| v.len());
+    if size > limit {
+        return Err(format!(
+            "{}: this import is {size} bytes, over the limit of {limit} bytes oidcd accepts at \
+             once: split the file and import the parts",
             file.display()
-        )),
+        ));
     }
+    Ok(request)
 }

@@ -119,5 +119,6 @@ mod tests {
         assert!(l.has_name("sudo"));
         assert!(!l.has_name("bob"));
         assert_eq!(l.users.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

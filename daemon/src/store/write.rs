@@ -513,6 +513,17 @@ fn check_pinned_id(
     if is_reserved_id(id) {
         return Err(conflict(format!("{what} {id} is reserved")));
     }
+    let range = if what == "UID" {
+        ctx.cfg.mapping.uids
+    } else {
+        ctx.cfg.mapping.gids
+    };
+    if !range.contains(id) {
+        return Err(conflict(format!(
+            "{what} {id} is outside this host's range {}-{}: the hosts' [mapping] ranges differ",
+            range.min, range.max
+        )));
+    }
     if id_taken(tx, ctx.local, id)? {
         return Err(conflict(format!("{what} {id} is already in use here")));
     }
