@@ -1,0 +1,513 @@
+//! `auth`: the device-flow login, as one loop over the daemon's answers.
+//!
+//! On one connection (the daemon cancels the login when it closes):
+//! 1. `LoginStart` → `LoginStarted` with the URL, code, host and QR;
+//! 2. one prompt holding all of it ([`crate::prompt`]); the answer is discarded;
+//! 3. `LoginWait` until `LoginApproved` for exactly this user, `LoginFailed`, an error, or the
+//!    deadline (`timeout=`, or the code's `expires_in` if sooner).
+//!
+//! Success is returned in one place only: `LoginApproved` whose user is the one logging in.
+//! Every other way out is an [`AuthError`], and every error after the login started sends
+//! `LoginCancel` (best effort) before the connection is dropped.
+//!
+//! Before the prompt the module is silent unless the daemon gives a reason meant for the user,
+//! so users the daemon does not manage (root, local accounts) see nothing from this module and
+//! go on to the next one. After the prompt every failure says one line.
+//!
+//! Everything outside is behind small traits ([`Conversation`], [`Daemon`], [`Clock`],
+//! [`Log`]) so tests drive the loop with a scripted user, a fake daemon and virtual time.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use oidc_proto::client::{Client, ClientError};
+use oidc_proto::types::{ErrorCode, LoginFailure, LoginPrompt};
+use oidc_proto::{Request, Response};
+use pam::constants::PamResultCode;
+
+use crate::args::Options;
+use crate::prompt;
+use crate::syslog::{Level, Log};
+
+/// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full).
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(2);
+/// Budget for `LoginStart`: the daemon asks the identity provider for a code meanwhile, and
+/// its own HTTP timeout (answered as `ProviderUnavailable`) should fire before this one.
+pub const START_DEADLINE: Duration = Duration::from_secs(15);
+/// Budget for one `LoginWait`: the daemon answers within about 3 s.
+pub const WAIT_DEADLINE: Duration = Duration::from_secs(10);
+/// Budget for the best-effort `LoginCancel`.
+pub const CANCEL_DEADLINE: Duration = Duration::from_secs(2);
+/// `LoginWait`s start at least this far apart, so a daemon that answers "pending" at once
+/// is not asked in a busy loop.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest user name the module asks the daemon about, in bytes.
+pub const MAX_USER_LEN: usize = 256;
+
+/// Shown once if the user pressed Enter before the login was approved.
+pub const WAITING: &str = "Waiting for approval...";
+
+/// The user, as far as this module is concerned.
+pub trait Conversation {
+    /// Shows `text` as one prompt and waits for the answer, which is discarded: the module
+    /// only needs to know the user is done. (Not returning it means a password typed there by
+    /// habit is never copied out of pam-bindings' zeroised buffer.)
+    fn prompt(&mut self, text: &str) -> Result<(), ConvError>;
+    /// Shows `text` as information (`PAM_TEXT_INFO`).
+    fn info(&mut self, text: &str) -> Result<(), ConvError>;
+    /// Shows `text` as an error (`PAM_ERROR_MSG`).
+    fn error(&mut self, text: &str) -> Result<(), ConvError>;
+}
+
+/// The conversation failed: the application has none, the user hit Ctrl-C, the SSH client
+/// went away. Holds what the application said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvError(pub String);
+
+/// One connection to the daemon.
+pub trait Daemon {
+    /// Sends `request` and reads the answer within `timeout`.
+    fn call(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError>;
+}
+
+impl Daemon for Client {
+    fn call(&mut self, request: &Request, timeout: Duration) -> Result<Response, ClientError> {
+        Client::call(self, request, timeout)
+    }
+}
+
+/// Time, so tests can run a five-minute wait in microseconds.
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Waits for `duration`.
+    fn sleep(&self, duration: Duration);
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the module's one sleep, behind the Clock trait so tests control time"
+    )]
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// Who is logging in, from the PAM items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// PAM_USER.
+    pub user: String,
+    /// PAM_SERVICE.
+    pub service: String,
+    /// PAM_RHOST, when set.
+    pub rhost: Option<String>,
+    /// PAM_TTY, when set.
+    pub tty: Option<String>,
+}
+
+/// Why a login did not succeed. Each variant says which PAM code it becomes ([`Self::code`]).
+#[derive(Debug)]
+pub enum AuthError {
+    /// PAM_USER is missing, cannot be a user name, or is root: `PAM_USER_UNKNOWN` (or
+    /// `PAM_IGNORE`).
+    NoUser,
+    /// The daemon could not be asked (not running, frozen, untrusted socket, other protocol
+    /// version, garbled answer): `PAM_AUTHINFO_UNAVAIL`.
+    Daemon(ClientError),
+    /// The daemon answered that it cannot serve logins now (`Unavailable`, `Error`, or its
+    /// version-mismatch answer): `PAM_AUTHINFO_UNAVAIL`.
+    Unavailable(String),
+    /// The daemon answered with a message that has no place in this step (a confused or
+    /// newer daemon): `PAM_AUTHINFO_UNAVAIL`. Never success, whatever the message was.
+    Unexpected {
+        /// The request it answered.
+        step: &'static str,
+        /// The kind of answer.
+        got: &'static str,
+    },
+    /// The daemon's prompt has no URL or no code to show: `PAM_AUTHINFO_UNAVAIL`.
+    UnusablePrompt,
+    /// The daemon ended the login without success: see [`failure_code`].
+    Failed {
+        /// Why, as a code.
+        reason: LoginFailure,
+        /// Why, for the user (already shown).
+        message: String,
+    },
+    /// The daemon approved a login, but for another user than PAM_USER: `PAM_AUTH_ERR`.
+    WrongUser {
+        /// The user it named.
+        approved: String,
+    },
+    /// The conversation failed (no conversation, Ctrl-C, client gone): `PAM_CONV_ERR`.
+    Conversation(ConvError),
+    /// Not approved before `timeout=` passed or the code expired: `PAM_AUTH_ERR`.
+    TimedOut,
+}
+
+impl AuthError {
+    /// The PAM code this error returns.
+    pub fn code(&self, options: &Options) -> PamResultCode {
+        match self {
+            Self::NoUser => unknown_user_code(options),
+            Self::Daemon(_) | Self::Unavailable(_) | Self::Unexpected { .. } => {
+                PamResultCode::PAM_AUTHINFO_UNAVAIL
+            }
+            Self::UnusablePrompt => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+            Self::Failed { reason, .. } => failure_code(*reason, options),
+            Self::WrongUser { .. } | Self::TimedOut => PamResultCode::PAM_AUTH_ERR,
+            Self::Conversation(_) => PamResultCode::PAM_CONV_ERR,
+        }
+    }
+
+    /// The one line shown to the user when this ends a login after the prompt was shown.
+    /// `None` when the daemon's own message was shown already, or nothing can be shown.
+    fn user_message(&self) -> Option<&'static str> {
+        match self {
+            Self::NoUser | Self::Failed { .. } | Self::Conversation(_) => None,
+            Self::Daemon(_)
+            | Self::Unavailable(_)
+            | Self::Unexpected { .. }
+            | Self::UnusablePrompt => Some("The login service stopped answering; login cancelled."),
+            Self::WrongUser { .. } => Some("The login was approved for another account."),
+            Self::TimedOut => Some("The login was not approved in time."),
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoUser => f.write_str("not a name oidcd could serve"),
+            Self::Daemon(e) => write!(f, "{e}"),
+            Self::Unavailable(why) => write!(f, "oidcd cannot serve logins: {why}"),
+            Self::Unexpected { step, got } => {
+                write!(f, "oidcd answered {step} with {got}")
+            }
+            Self::UnusablePrompt => f.write_str("oidcd sent a prompt without URL or code"),
+            Self::Failed { reason, message } => write!(f, "login failed ({reason:?}): {message}"),
+            Self::WrongUser { approved } => write!(
+                f,
+                "oidcd approved the login for {approved:?}, not for the user logging in"
+            ),
+            Self::Conversation(e) => write!(f, "conversation failed: {}", e.0),
+            Self::TimedOut => f.write_str("not approved in time"),
+        }
+    }
+}
+
+/// The code for a login the daemon ended with `reason`.
+pub fn failure_code(reason: LoginFailure, options: &Options) -> PamResultCode {
+    match reason {
+        // The daemon does not manage this name (a local account, or refused by its rules).
+        LoginFailure::NameRefused => unknown_user_code(options),
+        LoginFailure::ProviderUnavailable => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        LoginFailure::Denied
+        | LoginFailure::Expired
+        | LoginFailure::WrongUser
+        | LoginFailure::NotAllowed
+        | LoginFailure::InvalidToken
+        | LoginFailure::Cancelled
+        | LoginFailure::UnknownLogin
+        | LoginFailure::Internal => PamResultCode::PAM_AUTH_ERR,
+    }
+}
+
+/// `PAM_USER_UNKNOWN`, or `PAM_IGNORE` with `ignore_unknown_user`.
+pub fn unknown_user_code(options: &Options) -> PamResultCode {
+    if options.ignore_unknown_user {
+        PamResultCode::PAM_IGNORE
+    } else {
+        PamResultCode::PAM_USER_UNKNOWN
+    }
+}
+
+/// True if `name` could be a user the daemon manages: not empty, at most [`MAX_USER_LEN`]
+/// bytes, no `:`, `/`, white space or control characters, and not `root` (oidcd refuses root
+/// itself; refusing here too means no daemon, broken or frozen, can log root in or delay its
+/// break-glass login). Anything else is an unknown user without asking: sshd passes whatever
+/// name the client sent.
+pub fn is_plausible_user(name: &str) -> bool {
+    !name.is_empty()
+        && name != "root"
+        && name.len() <= MAX_USER_LEN
+        && !name
+            .chars()
+            .any(|c| c == ':' || c == '/' || c.is_whitespace() || c.is_control())
+}
+
+/// One device-flow login: what it talks to, and how.
+pub struct Login<'a, C, K, L> {
+    /// The module's options.
+    pub options: &'a Options,
+    /// The user.
+    pub conv: &'a mut C,
+    /// Time.
+    pub clock: &'a K,
+    /// Syslog, in the module.
+    pub log: &'a L,
+}
+
+impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
+    /// Runs the login for `who` over the connection `connect` opens. `Ok` means the daemon
+    /// approved exactly `who.user`.
+    pub fn run<D: Daemon>(
+        &mut self,
+        who: &Who,
+        connect: impl FnOnce(Duration) -> Result<D, ClientError>,
+    ) -> Result<(), AuthError> {
+        if !is_plausible_user(&who.user) {
+            return Err(AuthError::NoUser);
+        }
+        let mut daemon = connect(CONNECT_DEADLINE).map_err(AuthError::Daemon)?;
+        let start = Request::LoginStart {
+            user: who.user.clone(),
+            service: who.service.clone(),
+            rhost: who.rhost.clone(),
+            tty: who.tty.clone(),
+        };
+        let answer = daemon
+            .call(&start, START_DEADLINE)
+            .map_err(AuthError::Daemon)?;
+        let login = match Step::from(answer) {
+            Step::Started(login) => login,
+            Step::Failed(reason, message) => {
+                // "Not ours" stays quiet: the next module in the stack takes this user.
+                if reason != LoginFailure::NameRefused {
+                    self.show_error(&message);
+                }
+                return Err(AuthError::Failed { reason, message });
+            }
+            Step::Unavailable(why) => return Err(AuthError::Unavailable(why)),
+            // Too many logins in progress: only users the daemon would serve get this far
+            // (it refuses other names first), so the reason is worth showing.
+            Step::Busy(message) => {
+                self.show_error(&message);
+                return Err(AuthError::Unavailable(format!("busy: {message}")));
+            }
+            // No login exists yet, so there is nothing to cancel. An approval here is a
+            // confused daemon, never a success.
+            Step::Pending => return Err(unexpected("login_start", "login_pending")),
+            Step::Approved(_) => return Err(unexpected("login_start", "login_approved")),
+            Step::Unexpected(got) => return Err(unexpected("login_start", got)),
+        };
+        self.debug(&format!(
+            "login {} started for {}, code valid for {} s",
+            login.login_id, who.user, login.expires_in
+        ));
+        let result = self.prompt_and_wait(&mut daemon, &who.user, &login);
+        if let Err(e) = &result {
+            if !matches!(e, AuthError::Failed { .. }) {
+                self.cancel(&mut daemon, &login.login_id);
+            }
+            if let Some(line) = e.user_message() {
+                self.show_error(line);
+            }
+        }
+        result
+    }
+
+    fn prompt_and_wait<D: Daemon>(
+        &mut self,
+        daemon: &mut D,
+        user: &str,
+        login: &LoginPrompt,
+    ) -> Result<(), AuthError> {
+        if !prompt::is_usable(login) {
+            return Err(AuthError::UnusablePrompt);
+        }
+        let text = prompt::login_prompt(login, !self.options.no_qr);
+        self.conv.prompt(&text).map_err(AuthError::Conversation)?;
+        // The wait starts when the user answers; the code's lifetime bounds it too. At least
+        // one LoginWait is sent however late the answer, because the user may have approved
+        // before pressing Enter.
+        let shown = self.clock.now();
+        let budget = self
+            .options
+            .timeout
+            .min(Duration::from_secs(login.expires_in));
+        let deadline = shown.checked_add(budget).unwrap_or(shown);
+        self.wait(daemon, user, &login.login_id, deadline)
+    }
+
+    /// The loop: one `LoginWait` per turn, until an answer other than "pending" or the deadline.
+    fn wait<D: Daemon>(
+        &mut self,
+        daemon: &mut D,
+        user: &str,
+        login_id: &str,
+        deadline: Instant,
+    ) -> Result<(), AuthError> {
+        let request = Request::LoginWait {
+            login_id: login_id.to_owned(),
+        };
+        let mut told_waiting = false;
+        loop {
+            let asked = self.clock.now();
+            let answer = daemon
+                .call(&request, WAIT_DEADLINE)
+                .map_err(AuthError::Daemon)?;
+            match Step::from(answer) {
+                Step::Pending => {}
+                Step::Approved(approved) if approved == user => return Ok(()),
+                Step::Approved(approved) => return Err(AuthError::WrongUser { approved }),
+                Step::Failed(reason, message) => {
+                    self.show_error(&message);
+                    return Err(AuthError::Failed { reason, message });
+                }
+                Step::Unavailable(why) | Step::Busy(why) => {
+                    return Err(AuthError::Unavailable(why));
+                }
+                Step::Started(_) => return Err(unexpected("login_wait", "login_started")),
+                Step::Unexpected(got) => return Err(unexpected("login_wait", got)),
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                return Err(AuthError::TimedOut);
+            }
+            if !told_waiting {
+                told_waiting = true;
+                // Optional feedback: a conversation that cannot show it is no reason to stop.
+                if let Err(e) = self.conv.info(WAITING) {
+                    self.debug(&format!("could not show the waiting message: {}", e.0));
+                }
+            }
+            let since = now.saturating_duration_since(asked);
+            if since < MIN_POLL_INTERVAL {
+                let pause = (MIN_POLL_INTERVAL - since).min(deadline - now);
+                self.clock.sleep(pause);
+            }
+        }
+    }
+
+    /// Tells the daemon to give up on the login; its answer, or failure, changes nothing.
+    fn cancel<D: Daemon>(&self, daemon: &mut D, login_id: &str) {
+        let request = Request::LoginCancel {
+            login_id: login_id.to_owned(),
+        };
+        match daemon.call(&request, CANCEL_DEADLINE) {
+            Ok(answer) => self.debug(&format!(
+                "login {login_id} cancelled: {}",
+                response_kind(&answer)
+            )),
+            Err(e) => self.debug(&format!("login {login_id}: cancel failed: {e}")),
+        }
+    }
+
+    fn show_error(&mut self, text: &str) {
+        let text = prompt::clean(text);
+        let text = if text.is_empty() {
+            "Login failed."
+        } else {
+            &text
+        };
+        if let Err(e) = self.conv.error(text) {
+            self.debug(&format!("could not show an error message: {}", e.0));
+        }
+    }
+
+    fn debug(&self, message: &str) {
+        self.log.log(Level::Debug, message);
+    }
+}
+
+fn unexpected(step: &'static str, got: &'static str) -> AuthError {
+    AuthError::Unexpected { step, got }
+}
+
+/// A daemon answer, as the login loop sees it.
+#[derive(Debug)]
+enum Step {
+    Started(LoginPrompt),
+    Pending,
+    Approved(String),
+    Failed(LoginFailure, String),
+    /// The daemon cannot serve this now.
+    Unavailable(String),
+    /// The daemon is too busy for another login; the message is meant for the user.
+    Busy(String),
+    /// An answer that belongs to another kind of request.
+    Unexpected(&'static str),
+}
+
+impl From<Response> for Step {
+    // Every variant is listed, with no wildcard: a new answer must be placed here by hand.
+    fn from(answer: Response) -> Self {
+        match answer {
+            Response::LoginStarted(login) => Self::Started(login),
+            Response::LoginPending => Self::Pending,
+            Response::LoginApproved { user } => Self::Approved(user),
+            Response::LoginFailed { reason, message } => Self::Failed(reason, message),
+            Response::Unavailable { reason } => Self::Unavailable(reason),
+            Response::Error {
+                code: ErrorCode::Busy,
+                message,
+                ..
+            } => Self::Busy(message),
+            Response::Error { code, message, .. } => {
+                Self::Unavailable(format!("{code:?}: {message}"))
+            }
+            Response::UnsupportedVersion { supported } => Self::Unavailable(format!(
+                "protocol version mismatch: oidcd speaks {supported:?}"
+            )),
+            other @ (Response::User(_)
+            | Response::Group(_)
+            | Response::Users { .. }
+            | Response::Groups { .. }
+            | Response::GroupIds { .. }
+            | Response::NotFound
+            | Response::Account { .. }
+            | Response::Status(_)
+            | Response::UserList { .. }
+            | Response::UserDetails(_)
+            | Response::GroupList { .. }
+            | Response::GroupDetails(_)
+            | Response::Imported { .. }
+            | Response::Map(_)
+            | Response::LinkList { .. }
+            | Response::Done { .. }) => Self::Unexpected(response_kind(&other)),
+        }
+    }
+}
+
+/// The wire name of an answer's type, for logs (never its content).
+pub fn response_kind(answer: &Response) -> &'static str {
+    match answer {
+        Response::User(_) => "user",
+        Response::Group(_) => "group",
+        Response::Users { .. } => "users",
+        Response::Groups { .. } => "groups",
+        Response::GroupIds { .. } => "group_ids",
+        Response::NotFound => "not_found",
+        Response::Unavailable { .. } => "unavailable",
+        Response::Error { .. } => "error",
+        Response::UnsupportedVersion { .. } => "unsupported_version",
+        Response::LoginStarted(_) => "login_started",
+        Response::LoginPending => "login_pending",
+        Response::LoginApproved { .. } => "login_approved",
+        Response::LoginFailed { .. } => "login_failed",
+        Response::Account { .. } => "account",
+        Response::Status(_) => "status",
+        Response::UserList { .. } => "user_list",
+        Response::UserDetails(_) => "user_details",
+        Response::GroupList { .. } => "group_list",
+        Response::GroupDetails(_) => "group_details",
+        Response::Imported { .. } => "imported",
+        Response::Map(_) => "map",
+        Response::LinkList { .. } => "link_list",
+        Response::Done { .. } => "done",
+    }
+}
+
+#[cfg(test)]
+mod tests;
