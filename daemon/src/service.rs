@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Refuses a path that someone other than `owner` (root, in production) could write to: a
 /// user able to replace the socket directory or the database could answer for the daemon or
-/// invent users.
+/// invent users. A symbolic link is refused (whoever owns its directory could repoint it).
 pub fn check_owned(path: &Path, owner: u32) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.file_type().is_symlink() {
@@ -16,21 +16,7 @@ pub fn check_owned(path: &Path, owner: u32) -> Result<(), String> {
             path.display()
         ));
     }
-    if meta.uid() != owner {
-        return Err(format!(
-            "{} is owned by uid {}, not {owner}",
-            path.display(),
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by group or others (mode {:04o}): chmod go-w it",
-            path.display(),
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
+    check_meta(path, &meta, owner)
 }
 
 /// Refuses a configuration file someone other than `owner` could write: whoever can write it
@@ -38,6 +24,10 @@ pub fn check_owned(path: &Path, owner: u32) -> Result<(), String> {
 /// management often links the file); the file they lead to is what counts.
 pub fn check_config_file(path: &Path, owner: u32) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check_meta(path, &meta, owner)
+}
+
+fn check_meta(path: &Path, meta: &std::fs::Metadata, owner: u32) -> Result<(), String> {
     if meta.uid() != owner {
         return Err(format!(
             "{} is owned by uid {}, not {owner}: chown it",

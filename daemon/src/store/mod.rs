@@ -150,28 +150,25 @@ impl Store {
 
     /// `getgrnam`: a provider group, or a user's private group.
     pub fn group_by_name(&self, name: &str) -> Result<Option<UnixGroup>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, name, gid FROM groups WHERE name = ?1")?;
-        if let Some((id, name, gid)) = st.query_row([name], group_row).optional()? {
-            return Ok(Some(UnixGroup {
-                name,
-                gid,
-                members: self.members(id)?,
-            }));
-        }
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT name, gid FROM users WHERE name = ?1")?;
-        Ok(st.query_row([name], private_group).optional()?)
+        self.one_group("name", name)
     }
 
     /// `getgrgid`: a provider group, or a user's private group.
     pub fn group_by_gid(&self, gid: u32) -> Result<Option<UnixGroup>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, name, gid FROM groups WHERE gid = ?1")?;
-        if let Some((id, name, gid)) = st.query_row([gid], group_row).optional()? {
+        self.one_group("gid", gid)
+    }
+
+    /// The group whose `column` (name or gid) is `key`: a provider group first, else the
+    /// private group of the user with that name or UID.
+    fn one_group(
+        &self,
+        column: &str,
+        key: impl rusqlite::ToSql,
+    ) -> Result<Option<UnixGroup>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT id, name, gid FROM groups WHERE {column} = ?1"
+        ))?;
+        if let Some((id, name, gid)) = st.query_row([&key], group_row).optional()? {
             return Ok(Some(UnixGroup {
                 name,
                 gid,
@@ -180,8 +177,8 @@ impl Store {
         }
         let mut st = self
             .conn
-            .prepare_cached("SELECT name, gid FROM users WHERE gid = ?1")?;
-        Ok(st.query_row([gid], private_group).optional()?)
+            .prepare_cached(&format!("SELECT name, gid FROM users WHERE {column} = ?1"))?;
+        Ok(st.query_row([&key], private_group).optional()?)
     }
 
     /// Every group with its members, private groups included, by GID.
