@@ -14,23 +14,37 @@
 //! - [`daemon`]: a config builder with test defaults and a running `oidcd` in a namespace.
 //! - [`provider`]: the test OpenID Provider (`tests/op/provider.mjs`) on a free loopback port
 //!   and the scripted approval of a device code (`tests/tools/approve_device.py`).
+//! - [`mock`]: the deliberately faulty provider (`tests/op/mock_provider.mjs`) for faults the
+//!   real one cannot produce.
+//! - [`tls`]: a throw-away CA and a 127.0.0.1 server certificate (openssl) for HTTPS.
+//! - [`pam`]: PAM service files naming the built `pam_oidc.so`, and a pamtester driver that
+//!   reads the prompt, has the code approved, answers Enter and times the rest.
+//! - [`sshd`]: a real sshd in the namespace with its own PAM service name, and a paramiko
+//!   keyboard-interactive client (`tests/tools/kbdint_client.py`).
 //! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
 //! - [`util`]: temporary directories, free ports, running a command with a timeout and
-//!   measuring it, waiting for a condition.
+//!   measuring it, interactive commands, waiting for a condition.
 //!
 //! Figures that tests measure are printed as `MEASURE <test> <case> <name>=<value>` lines
 //! (run with `--nocapture`, or read nextest's output for failing tests).
 
 pub mod daemon;
+pub mod mock;
 pub mod ns;
+pub mod pam;
 pub mod paths;
 pub mod provider;
 pub mod raw;
+pub mod sshd;
+pub mod tls;
 pub mod util;
 
 pub use daemon::{Daemon, DaemonConfig};
+pub use mock::MockProvider;
 pub use ns::{Namespace, NssMode};
+pub use pam::{Approver, PamLogin};
 pub use provider::Provider;
+pub use tls::Tls;
 pub use util::{Run, Spawned, TempDir, free_port, measure, median, ms, sleep, wait_until};
 
 /// Claims of the provider's test user alice (the same as `tests/op/provider.mjs` sends), for

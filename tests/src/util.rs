@@ -353,3 +353,253 @@ pub fn signal(pid: u32, sig: libc::c_int) -> bool {
     // SAFETY: kill(2) with a PID this harness spawned and has not reaped.
     unsafe { libc::kill(pid as i32, sig) == 0 }
 }
+
+/// `GET path` from `http://127.0.0.1:port` (plain HTTP/1.0, 10 s timeouts), the body parsed
+/// as JSON; panics unless the answer is 200 with JSON.
+pub fn http_get_json(port: u16, path: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "GET {path}: {head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+/// A command whose output is read while it runs and whose standard input is written on cue:
+/// pamtester waiting at a prompt, an SSH client waiting for the test to approve a code.
+/// Killed on drop unless finished.
+#[derive(Debug)]
+pub struct Interactive {
+    cmdline: String,
+    pid: u32,
+    stdin: Option<std::process::ChildStdin>,
+    output: std::sync::Arc<Captured>,
+    exit: mpsc::Receiver<(std::io::Result<ExitStatus>, Instant)>,
+    exited: Option<(ExitStatus, Instant)>,
+    start: Instant,
+}
+
+/// Output captured so far, with a condition variable signalled on every chunk.
+#[derive(Debug, Default)]
+struct Captured {
+    /// stdout, stderr, and how many of the two pipes reached EOF.
+    data: std::sync::Mutex<(Vec<u8>, Vec<u8>, u8)>,
+    cond: std::sync::Condvar,
+}
+
+impl Interactive {
+    /// Starts `cmd` with all three standard streams piped.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let cmdline = describe(cmd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        kill_with_parent(cmd);
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
+        let output = std::sync::Arc::new(Captured::default());
+        for (pipe, is_err) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                false,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
+                true,
+            ),
+        ] {
+            let out = std::sync::Arc::clone(&output);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                if let Some(mut p) = pipe {
+                    while let Ok(n) = p.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut d = out.data.lock().unwrap();
+                        if is_err { &mut d.1 } else { &mut d.0 }.extend_from_slice(&buf[..n]);
+                        out.cond.notify_all();
+                    }
+                }
+                out.data.lock().unwrap().2 += 1;
+                out.cond.notify_all();
+            });
+        }
+        let pid = child.id();
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send((status, Instant::now()));
+        });
+        Self {
+            cmdline,
+            pid,
+            stdin,
+            output,
+            exit: rx,
+            exited: None,
+            start,
+        }
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// When it was spawned.
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
+    /// Standard output so far (lossy UTF-8).
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.data.lock().unwrap().0).into_owned()
+    }
+
+    /// Standard error so far (lossy UTF-8).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.data.lock().unwrap().1).into_owned()
+    }
+
+    /// Waits at most `timeout` until `cond(stdout, stderr)` holds; `false` if both pipes
+    /// closed (the process is ending) or the time ran out first.
+    pub fn wait_output(&self, timeout: Duration, mut cond: impl FnMut(&str, &str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut d = self.output.data.lock().unwrap();
+        loop {
+            if cond(
+                &String::from_utf8_lossy(&d.0),
+                &String::from_utf8_lossy(&d.1),
+            ) {
+                return true;
+            }
+            let now = Instant::now();
+            if d.2 >= 2 || now >= deadline {
+                return false;
+            }
+            d = self.output.cond.wait_timeout(d, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Writes `text` to its standard input (ignoring a closed pipe: it may have ended).
+    pub fn write(&mut self, text: &str) {
+        use std::io::Write;
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = s.write_all(text.as_bytes());
+            let _ = s.flush();
+        }
+    }
+
+    /// Closes its standard input.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Whether it has ended (reaped).
+    pub fn has_exited(&mut self) -> bool {
+        if self.exited.is_none() {
+            if let Ok((status, at)) = self.exit.try_recv() {
+                self.exited = Some((status.expect("wait"), at));
+            }
+        }
+        self.exited.is_some()
+    }
+
+    /// Sends `sig` unless it has been reaped already.
+    pub fn signal(&mut self, sig: libc::c_int) {
+        if !self.has_exited() {
+            // Not reaped yet (the waiter would have reported it), so the PID is still ours.
+            signal(self.pid, sig);
+        }
+    }
+
+    /// Waits for the exit (killing it and panicking after `timeout`) and returns what it did,
+    /// with the moment it ended.
+    pub fn finish(mut self, timeout: Duration) -> (Run, Instant) {
+        self.close_stdin();
+        let (status, ended, timed_out) = match self.exited.take() {
+            Some((s, at)) => (s, at, false),
+            None => match self.exit.recv_timeout(timeout) {
+                Ok((s, at)) => (s.expect("wait"), at, false),
+                Err(_) => {
+                    signal(self.pid, libc::SIGKILL);
+                    let (s, at) = self.exit.recv().expect("waiter thread");
+                    (s.expect("wait"), at, true)
+                }
+            },
+        };
+        // The pipes close when the process (and whatever inherited them) ends.
+        let _ = self.wait_output(Duration::from_secs(5), |_, _| false);
+        let r = Run {
+            cmdline: std::mem::take(&mut self.cmdline),
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            elapsed: ended - self.start,
+        };
+        self.exited = Some((status, ended));
+        if timed_out {
+            panic!("command did not finish within {timeout:?}, killed:\n{r}");
+        }
+        (r, ended)
+    }
+}
+
+impl Drop for Interactive {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// SIGKILLs `pid` and every process descended from it (found through `/proc/*/stat`), children
+/// first found, all before any is reaped: for daemons such as sshd whose per-connection
+/// children start their own sessions.
+pub fn kill_tree(pid: u32) {
+    let mut family = vec![pid];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for e in entries.flatten() {
+                let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let ppid = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let after = s.rsplit_once(')')?.1.to_string();
+                        after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                    });
+                if ppid == Some(parent) && !family.contains(&p) {
+                    family.push(p);
+                }
+            }
+        }
+        i += 1;
+    }
+    for p in family.iter().rev() {
+        signal(*p, libc::SIGKILL);
+    }
+}

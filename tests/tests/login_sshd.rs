@@ -1,0 +1,179 @@
+//! User story: a person who has never logged in to this host logs in over SSH (a real
+//! OpenSSH sshd with keyboard-interactive and the real PAM and NSS modules): sshd resolves the
+//! unknown name through the daemon's provisional entry, the client sees one prompt with URL,
+//! code and host, and after the approval the session runs with the provisional UID and the
+//! provider's groups. Nobody else gets provisional entries, and a wrong approval is refused.
+
+use oidcd_tests::pam::Approver;
+use oidcd_tests::sshd::{SSHD, SshLogin, Sshd, ssh_login, ssh_login_with};
+use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, measure, ms};
+
+/// The daemon's config: the provider, 0.2 s polls, oidc-admins are admins (local `sudo`),
+/// `login.ssh_first_login` at its default (on).
+fn config(op: &Provider) -> DaemonConfig {
+    let mut cfg = DaemonConfig::for_provider(op);
+    cfg.admin_groups(&["oidc-admins"]);
+    cfg
+}
+
+/// The UID of the provisional entry the daemon logged for `name`.
+fn provisional_uid(d: &Daemon<'_>, name: &str) -> Option<u32> {
+    let logs = d.logs();
+    let marker = format!("provisional entry for {name} (uid ");
+    let start = logs.find(&marker)? + marker.len();
+    logs[start..].split(')').next()?.parse().ok()
+}
+
+/// The GID of a group as the namespace sees it.
+fn gid(ns: &Namespace, group: &str) -> String {
+    let r = ns.getent("group", &[group]);
+    r.expect_ok();
+    r.stdout.split(':').nth(2).unwrap().to_string()
+}
+
+/// alice's first login over SSH: sshd sees her before authentication (the provisional entry,
+/// no "Invalid user"), the client gets one prompt with URL, code and host, and after the
+/// approval `id` in the session shows the provisional UID, her provider groups and `sudo`.
+/// Her second login keeps the UID; `getent passwd` from any other program never sees
+/// provisional entries.
+#[test]
+fn first_ssh_login_of_a_new_user_succeeds_through_the_provisional_entry() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let d = Daemon::start(&ns, &config(&op));
+    let sshd = Sshd::start(&ns);
+    // What oidcd checks against login.ssh_programs.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", sshd.pid())).unwrap();
+    assert_eq!(exe, std::path::Path::new(SSHD));
+    assert_eq!(ns.getent("passwd", &["alice"]).code(), 2);
+
+    let first = ssh_login(
+        &sshd,
+        "alice",
+        Some(Approver::user(&op, "alice")),
+        Some("id"),
+    );
+    assert!(
+        first.authenticated(),
+        "not authenticated:\n{first}\n--- sshd ---\n{}\n--- oidcd ---\n{}",
+        sshd.logs(),
+        d.logs()
+    );
+    first.approval.as_ref().unwrap().expect_ok();
+    assert_eq!(first.prompts().len(), 1, "{first}");
+    let p = first.prompt.as_ref().expect("no prompt with a code");
+    assert!(p.url.starts_with(&op.verification_uri()), "{}", p.text);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(p.host.as_deref(), Some(host.trim()), "{}", p.text);
+
+    let uid = provisional_uid(&d, "alice").unwrap_or_else(|| panic!("{}", d.logs()));
+    let id = first.command().expect("no command ran");
+    assert_eq!(id["rc"], 0, "{first}");
+    let out = id["stdout"].as_str().unwrap();
+    assert!(
+        out.starts_with(&format!("uid={uid}(alice) gid={uid}(alice) groups=")),
+        "{out}"
+    );
+    for g in ["oidc-admins", "developers", "sudo"] {
+        let want = format!("{}({g})", gid(&ns, g));
+        assert!(out.contains(&want), "{want} missing: {out}");
+    }
+    let sshd_log = sshd.logs();
+    assert!(!sshd_log.contains("Invalid user alice"), "{sshd_log}");
+    assert!(
+        sshd_log.contains("Accepted keyboard-interactive/pam for alice"),
+        "{sshd_log}"
+    );
+    let pw = ns.getent("passwd", &["alice"]);
+    pw.expect_ok();
+    assert_eq!(pw.stdout.split(':').nth(2), Some(uid.to_string().as_str()));
+
+    let second = ssh_login(
+        &sshd,
+        "alice",
+        Some(Approver::user(&op, "alice")),
+        Some("id -u"),
+    );
+    assert!(second.authenticated(), "{second}");
+    let id2 = second.command().expect("no command ran");
+    assert_eq!(id2["stdout"].as_str().unwrap().trim(), uid.to_string());
+    assert_eq!(
+        d.logs().matches("provisional entry for alice (uid").count(),
+        1,
+        "a second provisional entry for a known user:\n{}",
+        d.logs()
+    );
+    assert_eq!(ns.getent("passwd", &["nosuchuser"]).code(), 2);
+
+    let t = |l: &SshLogin, ev: &str| {
+        l.events
+            .iter()
+            .find(|e| e["event"] == ev)
+            .and_then(|e| e["t"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    measure(&format!(
+        "login_sshd first_login total={:.0}ms (prompt_at={:.0}ms authenticated_at={:.0}ms, \
+         approval_script={:.0}ms) second_login total={:.0}ms",
+        ms(first.client.elapsed),
+        t(&first, "info_request") * 1000.0,
+        t(&first, "auth") * 1000.0,
+        ms(first.approval.as_ref().unwrap().elapsed),
+        ms(second.client.elapsed)
+    ));
+}
+
+/// bob approving alice's SSH login: not authenticated, the SSH user is told bob approved, and
+/// alice exists for nobody but sshd (her provisional entry is sshd's alone).
+#[test]
+fn another_person_approving_over_ssh_is_not_authenticated() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let d = Daemon::start(&ns, &config(&op));
+    let sshd = Sshd::start(&ns);
+    let login = ssh_login(&sshd, "alice", Some(Approver::user(&op, "bob")), Some("id"));
+    login.approval.as_ref().unwrap().expect_ok();
+    assert!(!login.authenticated(), "{login}");
+    // sshd holds the module's error message back until the exchange ends, then sends it as
+    // the instruction of a last INFO_REQUEST without prompts.
+    assert!(
+        login.events.iter().any(|e| e["event"] == "info_request"
+            && e["instruction"]
+                .as_str()
+                .is_some_and(|i| i.contains("bob approved this login, not alice"))),
+        "the SSH user was not told who approved:\n{login}"
+    );
+    assert!(login.command().is_none(), "{login}");
+    assert!(d.logs().contains("is bob, not alice"), "{}", d.logs());
+    assert!(provisional_uid(&d, "alice").is_some(), "{}", d.logs());
+    assert_eq!(ns.getent("passwd", &["alice"]).code(), 2);
+    assert_eq!(ns.getent("passwd", &["bob"]).code(), 2);
+    assert!(
+        !sshd.logs().contains("Accepted keyboard-interactive"),
+        "{}",
+        sshd.logs()
+    );
+}
+
+/// The SSH user presses Enter before approving and approves 3.5 s later (the daemon has
+/// answered "pending" meanwhile): still one prompt, and the login succeeds. (The module's
+/// "Waiting for approval..." is held back by sshd and arrives empty at the end: OpenSSH
+/// delivers PAM_TEXT_INFO only with a following prompt.)
+#[test]
+fn ssh_login_with_enter_before_approval_succeeds() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let _d = Daemon::start(&ns, &config(&op));
+    let sshd = Sshd::start(&ns);
+    let login = ssh_login_with(
+        &sshd,
+        "alice",
+        Some(Approver::user(&op, "alice")),
+        Some("id -un"),
+        Some(std::time::Duration::from_millis(3500)),
+    );
+    assert!(login.authenticated(), "{login}\n{}", sshd.logs());
+    assert_eq!(login.prompts().len(), 1, "{login}");
+    let cmd = login.command().expect("no command ran");
+    assert_eq!(cmd["stdout"], "alice\n", "{login}");
+}
