@@ -75,7 +75,7 @@ pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
             rhost,
             tty,
         } => auth::login::start(state, peer, &user, &service, rhost, tty),
-        Request::LoginWait { login_id } => auth::login::wait(state, &login_id),
+        Request::LoginWait { login_id } => auth::login::wait(state, &login_id, &|| false),
         Request::LoginCancel { login_id } => auth::login::cancel(state, &login_id),
         Request::AdminLink { local_name, sub } => link(state, peer, &local_name, &sub),
         Request::AdminUnlink { local_name } => write(state, |s, _| {

@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{getsockopt, sockopt};
+use nix::sys::socket::{MsgFlags, getsockopt, recv, sockopt};
 use oidc_proto::frame::{self, FrameError, MAX_FRAME_LEN, MAX_REQUEST_LEN};
 use oidc_proto::message::{self, Envelope};
 use oidc_proto::types::ErrorCode;
 use oidc_proto::{Request, Response};
 use serde_json::Value;
 
+use crate::auth;
 use crate::handler::{self, Peer};
 use crate::state::{State, lock};
 
@@ -245,6 +246,9 @@ fn serve_requests(
         };
         first = false;
         let resp = match message::open_request(env) {
+            Ok(Request::LoginWait { login_id }) => {
+                auth::login::wait(state, &login_id, &|| peer_hung_up(&stream))
+            }
             Ok(req) => {
                 let resp = dispatch(state, &peer, req);
                 if let Response::LoginStarted(p) = &resp {
@@ -266,6 +270,18 @@ fn serve_requests(
             return;
         }
     }
+}
+
+/// Whether the peer closed its end (the PAM process exited or was killed): a peek that reads
+/// end-of-file. Pending bytes or "nothing yet" mean it is still there.
+fn peer_hung_up(stream: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    matches!(
+        recv(stream.as_raw_fd(), &mut byte, flags),
+        Ok(0) | Err(nix::errno::Errno::ECONNRESET)
+    )
 }
 
 fn dispatch(state: &Arc<State>, peer: &Peer, req: Request) -> Response {

@@ -73,7 +73,8 @@ fn bad_signature_is_refused() {
     );
 }
 
-/// A discovery document naming another issuer stops the login before any code is shown.
+/// A discovery document naming another issuer stops the login before any code is shown, as
+/// "cannot authenticate now" (AUTHINFO_UNAVAIL), like any provider that cannot be used.
 #[test]
 fn discovery_with_another_issuer_is_refused() {
     fault(
@@ -82,7 +83,7 @@ fn discovery_with_another_issuer_is_refused() {
             prompt: false,
             user: "unexpected issuer URI `http://127.0.0.1:1/other`",
             log: "discovery: Validation error: unexpected issuer URI",
-            code: AUTH_ERR,
+            code: AUTHINFO_UNAVAIL,
         },
     );
 }

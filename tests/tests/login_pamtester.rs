@@ -255,7 +255,7 @@ fn provider_down_at_start_fails_quickly_as_unavailable() {
         "a prompt without a provider:\n{login}"
     );
     login
-        .expect_failure("the identity provider is unavailable")
+        .expect_failure("the identity provider cannot be used")
         .expect_failure(AUTHINFO_UNAVAIL);
     assert!(login.pam.elapsed < Duration::from_secs(3), "{login}");
     assert!(
@@ -368,9 +368,8 @@ fn killed_pam_conversation_cancels_the_login_and_stops_polling() {
     let d = Daemon::start(&ns, &config(&op));
     let at_prompt = kill_mid_login(&op, &ns, &d, false, 1);
     let waiting = kill_mid_login(&op, &ns, &d, true, 2);
-    // While a LoginWait is in progress the daemon notices the closed connection when it
-    // answers, within its 3 s wait.
-    assert!(waiting < Duration::from_millis(3500), "{waiting:?}");
+    // While a LoginWait is in progress the daemon checks the connection every 100 ms.
+    assert!(waiting < Duration::from_millis(1000), "{waiting:?}");
     measure(&format!(
         "login_pamtester conversation_killed cancel_logged_after: at_prompt={:.0}ms \
          waiting_for_verdict={:.0}ms",

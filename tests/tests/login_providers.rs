@@ -3,11 +3,11 @@
 //! names, keys rotated while the daemon runs, HTTPS behind a private CA, public clients and
 //! `client_secret_post`. Each case is a full pamtester login checked with `id`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oidcd_tests::pam::{self, Approver, Login, PamLogin, SERVICE};
 use oidcd_tests::provider::{POST_CLIENT_ID, POST_CLIENT_SECRET, PUBLIC_CLIENT_ID};
-use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, Tls, free_port, measure, ms, sleep};
+use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, Tls, free_port, measure, ms};
 
 /// A namespace with the `oidc-test` PAM service.
 fn namespace() -> Namespace {
@@ -174,15 +174,14 @@ fn user_without_groups_and_non_unix_subject_maps_by_suffix() {
 
 /// The provider restarts on the same port with new signing keys and key ids
 /// (`OP_KID_PREFIX=rot2`) while oidcd keeps running: the next login succeeds, the daemon logs
-/// that it fetched the keys again, and alice keeps her UID. (oidcd fetches keys at most every
-/// 10 s, counted from discovery, so the second login waits that out.)
+/// that it fetched the keys again (a key id it has not seen is always worth one fetch, however
+/// recent the last one), and alice keeps her UID.
 #[test]
 fn rotated_keys_are_fetched_again_without_a_restart() {
     let mut op = provider(&[]);
     let port = op.port();
     let ns = namespace();
     let d = Daemon::start(&ns, &DaemonConfig::for_provider(&op));
-    let discovered = Instant::now();
     login(&ns, &op, "alice", "alice").expect_success();
     let uid = ns.getent("passwd", &["alice"]).stdout;
     op.kill();
@@ -191,13 +190,11 @@ fn rotated_keys_are_fetched_again_without_a_restart() {
         &[("OP_AUTO_CONSENT", "1"), ("OP_KID_PREFIX", "rot2")],
         None,
     );
-    let refetch_allowed = discovered + Duration::from_millis(10_500);
-    sleep(refetch_allowed.saturating_duration_since(Instant::now()));
     let again = login(&ns, &op, "alice", "alice");
     again.expect_success();
     let logs = d.logs();
     assert!(
-        logs.contains("fetching the provider's keys again"),
+        logs.contains("asking the provider for its current keys"),
         "{logs}"
     );
     assert!(logs.contains("signing keys fetched again from"), "{logs}");
@@ -236,7 +233,7 @@ fn tls_provider_with_private_ca() {
     let d2 = Daemon::start(&ns2, &no_ca);
     let refused = login(&ns2, &op, "alice", "alice");
     assert!(refused.prompt.is_none(), "{refused}");
-    refused.expect_failure("the identity provider is unavailable");
+    refused.expect_failure("the identity provider cannot be used");
     let out = refused.output();
     assert!(out.to_lowercase().contains("certificate"), "{refused}");
     assert!(refused.pam.elapsed < Duration::from_secs(3), "{refused}");

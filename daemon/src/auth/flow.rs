@@ -224,9 +224,9 @@ fn validate(
     };
     match id_token::validate(token, &d.keys, &expect) {
         Ok(v) => Ok(v),
-        Err(Invalid::UnknownKey(why)) => {
-            log::info!("{why}: fetching the provider's keys again");
-            let fresh = provider.refresh_keys()?;
+        Err(Invalid::UnknownKey { kid, message }) => {
+            log::info!("{message}: asking the provider for its current keys");
+            let fresh = provider.refresh_keys(kid.as_deref())?;
             Ok(id_token::validate(token, &fresh.keys, &expect)?)
         }
         Err(e) => Err(e.into()),

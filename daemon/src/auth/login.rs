@@ -22,6 +22,8 @@ use crate::state::{State, lock};
 
 /// Longest a `LoginWait` blocks before answering "pending".
 pub const WAIT_MAX: Duration = Duration::from_secs(3);
+/// How often a blocked `LoginWait` checks that its connection is still there.
+pub const HANG_UP_CHECK: Duration = Duration::from_millis(100);
 /// Concurrent logins for one user name (a bound on code requests made in someone's name).
 const MAX_PER_USER: usize = 3;
 
@@ -170,9 +172,11 @@ pub fn start(
         Ok(d) => d,
         Err(e) => {
             log::error!("login {user} (service {service}): {e}");
+            // Whatever went wrong (unreachable, or not the provider configured), no login can
+            // happen: PAM falls back to other methods (AUTHINFO_UNAVAIL).
             return failed(
-                e.failure(),
-                &format!("the identity provider is unavailable ({e})"),
+                LoginFailure::ProviderUnavailable,
+                &format!("the identity provider cannot be used ({e})"),
             );
         }
     };
@@ -181,7 +185,7 @@ pub fn start(
         Err(e) => {
             log::error!("login {user} (service {service}): device authorization: {e}");
             return failed(
-                e.failure(),
+                LoginFailure::ProviderUnavailable,
                 &format!("the identity provider refused to start a login ({e})"),
             );
         }
@@ -243,19 +247,40 @@ pub fn start(
     Response::LoginStarted(prompt)
 }
 
-/// `LoginWait`: the outcome, or "pending" after at most [`WAIT_MAX`].
-pub fn wait(state: &State, id: &str) -> Response {
+/// `LoginWait`: the outcome, or "pending" after at most [`WAIT_MAX`]. `hung_up` tells whether
+/// the PAM side went away meanwhile; it is checked every [`HANG_UP_CHECK`], and a login whose
+/// conversation is gone is cancelled at once instead of polling the provider until it ends.
+pub fn wait(state: &State, id: &str, hung_up: &dyn Fn() -> bool) -> Response {
     let Some(login) = state.logins.get(id) else {
         return failed(
             LoginFailure::UnknownLogin,
             "this login is unknown (it expired or the daemon restarted)",
         );
     };
-    let guard = lock(&login.outcome);
-    let (mut guard, _) = login
-        .cond
-        .wait_timeout_while(guard, WAIT_MAX, |o| matches!(o, Outcome::Running))
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let until = Instant::now() + WAIT_MAX;
+    let mut guard = lock(&login.outcome);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let (g, _) = login
+            .cond
+            .wait_timeout_while(guard, left.min(HANG_UP_CHECK), |o| {
+                matches!(o, Outcome::Running)
+            })
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard = g;
+        if !matches!(*guard, Outcome::Running) || left <= HANG_UP_CHECK {
+            break;
+        }
+        if hung_up() {
+            drop(guard);
+            log::info!(
+                "login {}: the PAM conversation went away; cancelled",
+                login.describe()
+            );
+            state.logins.cancel(id);
+            return failed(LoginFailure::Cancelled, "the login was cancelled");
+        }
+    }
     match std::mem::replace(&mut *guard, Outcome::Cancelled) {
         Outcome::Running => {
             *guard = Outcome::Running;

@@ -53,7 +53,12 @@ pub struct Validated {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
     /// The token names a key that is not in the set.
-    UnknownKey(String),
+    UnknownKey {
+        /// The `kid` the token names, if any.
+        kid: Option<String>,
+        /// What was looked for.
+        message: String,
+    },
     /// Anything else.
     Rejected(String),
 }
@@ -61,7 +66,9 @@ pub enum Invalid {
 impl From<Invalid> for OidcError {
     fn from(i: Invalid) -> Self {
         match i {
-            Invalid::UnknownKey(m) | Invalid::Rejected(m) => OidcError::InvalidToken(m),
+            Invalid::UnknownKey { message: m, .. } | Invalid::Rejected(m) => {
+                OidcError::InvalidToken(m)
+            }
         }
     }
 }
@@ -167,11 +174,14 @@ fn verify_signature(
     };
     let candidates: Vec<&CoreJsonWebKey> = keys.keys().iter().filter(usable).collect();
     if candidates.is_empty() {
-        return Err(Invalid::UnknownKey(format!(
-            "no signing key {} for {alg:?} among the provider's {} keys",
-            kid.map_or_else(|| "(no kid)".to_string(), |k| format!("{k:?}")),
-            keys.keys().len()
-        )));
+        return Err(Invalid::UnknownKey {
+            kid: kid.map(str::to_string),
+            message: format!(
+                "no signing key {} for {alg:?} among the provider's {} keys",
+                kid.map_or_else(|| "(no kid)".to_string(), |k| format!("{k:?}")),
+                keys.keys().len()
+            ),
+        });
     }
     let mut last = None;
     for key in candidates {

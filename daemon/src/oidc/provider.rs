@@ -10,8 +10,8 @@ use openidconnect::core::{
     CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, DeviceAuthorizationUrl, DiscoveryError, IssuerUrl, JsonWebKeySet,
-    ProviderMetadata, reqwest,
+    AdditionalProviderMetadata, DeviceAuthorizationUrl, DiscoveryError, IssuerUrl, JsonWebKey,
+    JsonWebKeySet, ProviderMetadata, reqwest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +66,8 @@ pub struct Discovered {
     pub keys: Keys,
     fetched: Instant,
     keys_fetched: Instant,
+    /// Key ids still missing after the last fetch of the keys.
+    missing_kids: Vec<String>,
 }
 
 /// A configured provider.
@@ -100,21 +102,40 @@ impl Provider {
         Ok(d)
     }
 
-    /// Fetches the keys again unless that was done moments ago; returns the (possibly new)
-    /// discovery. Called when a token is signed by a key we do not know.
-    pub fn refresh_keys(&self) -> Result<Discovered, OidcError> {
+    /// Fetches the keys again because a token names key `kid`, which we do not have. Rate
+    /// limited: a `kid` not seen before is always worth one fetch (the provider rotated its
+    /// keys); otherwise at most one fetch every [`MIN_KEY_REFETCH`].
+    pub fn refresh_keys(&self, kid: Option<&str>) -> Result<Discovered, OidcError> {
         let mut d = self.discovered()?;
-        if d.keys_fetched.elapsed() < MIN_KEY_REFETCH {
+        let known_missing = kid.is_none_or(|k| d.missing_kids.iter().any(|m| m == k));
+        if known_missing && d.keys_fetched.elapsed() < MIN_KEY_REFETCH {
+            log::warn!(
+                "signing key {} still unknown; keys were fetched {}s ago, not fetching again yet",
+                kid.unwrap_or("(no kid)"),
+                d.keys_fetched.elapsed().as_secs()
+            );
             return Ok(d);
         }
         let uri = openidconnect::JsonWebKeySetUrl::new(d.jwks_uri.clone())
             .map_err(|e| OidcError::InvalidResponse(format!("jwks_uri: {e}")))?;
         d.keys = JsonWebKeySet::fetch(&uri, &self.http).map_err(|e| discovery_error(&e))?;
         d.keys_fetched = Instant::now();
+        d.missing_kids.clear();
+        if let Some(k) = kid {
+            if !d
+                .keys
+                .keys()
+                .iter()
+                .any(|key| key.key_id().is_some_and(|id| id.as_str() == k))
+            {
+                d.missing_kids.push(k.to_string());
+            }
+        }
         log::info!(
-            "signing keys fetched again from {} ({} keys)",
+            "signing keys fetched again from {} ({} keys) for key id {}",
             d.jwks_uri,
-            d.keys.keys().len()
+            d.keys.keys().len(),
+            kid.unwrap_or("(none)")
         );
         *lock(&self.cache) = Some(d.clone());
         Ok(d)
@@ -160,6 +181,7 @@ impl Provider {
             keys: meta.jwks().clone(),
             fetched: now,
             keys_fetched: now,
+            missing_kids: Vec::new(),
         };
         log::info!(
             "discovered {}: device endpoint {}, {} signing keys",
