@@ -30,7 +30,7 @@ use oidc_proto::{Request, Response};
 pub const DEADLINE: Duration = Duration::from_millis(250);
 
 /// Longest user or group name the module will ask the daemon about, in bytes.
-pub const MAX_NAME_LEN: usize = 256;
+pub const MAX_NAME_LEN: usize = oidc_proto::types::MAX_NAME_LEN;
 
 /// The password field of every entry: no password here, authentication goes through PAM.
 pub const NO_PASSWORD: &str = "*";
@@ -154,17 +154,11 @@ pub fn all_groups(daemon: &impl Daemon) -> Nss<Vec<Group>> {
     })
 }
 
-/// False for names no user or group can have, which are answered NOTFOUND without asking:
-/// empty, longer than [`MAX_NAME_LEN`] bytes, or holding `:`, `/`, whitespace or a control
-/// character (NUL and newline among them). `root` is never served by oidcd: answering it at
-/// once spares every `initgroups("root")` (sudo, su, cron) the wait on a hung daemon.
+/// False for names no user or group can have, which are answered NOTFOUND without asking
+/// (see [`oidc_proto::types::is_plausible_name`]). Answering `root` at once spares every
+/// `initgroups("root")` (sudo, su, cron) the wait on a hung daemon.
 pub fn is_plausible_name(name: &str) -> bool {
-    name != "root"
-        && !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name
-            .chars()
-            .any(|c| c == ':' || c == '/' || c.is_whitespace() || c.is_control())
+    oidc_proto::types::is_plausible_name(name)
 }
 
 /// Asks once and maps the answer: `accept` returns `None` for anything that is not a

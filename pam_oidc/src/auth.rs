@@ -42,7 +42,7 @@ pub const CANCEL_DEADLINE: Duration = Duration::from_secs(2);
 /// is not asked in a busy loop.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest user name the module asks the daemon about, in bytes.
-pub const MAX_USER_LEN: usize = 256;
+pub const MAX_USER_LEN: usize = oidc_proto::types::MAX_NAME_LEN;
 
 /// Shown once if the user pressed Enter before the login was approved.
 pub const WAITING: &str = "Waiting for approval...";
@@ -232,18 +232,10 @@ pub fn unknown_user_code(options: &Options) -> PamResultCode {
     }
 }
 
-/// True if `name` could be a user the daemon manages: not empty, at most [`MAX_USER_LEN`]
-/// bytes, no `:`, `/`, white space or control characters, and not `root` (oidcd refuses root
-/// itself; refusing here too means no daemon, broken or frozen, can log root in or delay its
-/// break-glass login). Anything else is an unknown user without asking: sshd passes whatever
-/// name the client sent.
+/// True if `name` could be a user the daemon manages; anything else is an unknown user
+/// without asking (see [`oidc_proto::types::is_plausible_name`]).
 pub fn is_plausible_user(name: &str) -> bool {
-    !name.is_empty()
-        && name != "root"
-        && name.len() <= MAX_USER_LEN
-        && !name
-            .chars()
-            .any(|c| c == ':' || c == '/' || c.is_whitespace() || c.is_control())
+    oidc_proto::types::is_plausible_name(name)
 }
 
 /// One device-flow login: what it talks to, and how.

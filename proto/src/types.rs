@@ -36,6 +36,23 @@ pub fn is_field_safe(s: &str) -> bool {
     !s.bytes().any(|b| b == 0 || b == b':' || b == b'\n')
 }
 
+/// Longest name the modules pass to the daemon.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// True if `name` could be a user or group the daemon serves: not empty, at most
+/// [`MAX_NAME_LEN`] bytes, no `:`, `/`, white space or control characters (NUL and newline
+/// among them), and not `root`. The modules answer anything else themselves, without asking:
+/// sshd passes whatever name a client sent, and no daemon, broken or frozen, may decide about
+/// root or delay its lookups and its break-glass login.
+pub fn is_plausible_name(name: &str) -> bool {
+    name != "root"
+        && !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name
+            .chars()
+            .any(|c| c == ':' || c == '/' || c.is_whitespace() || c.is_control())
+}
+
 impl UnixUser {
     /// Every field is safe to hand to glibc and the name is not empty.
     pub fn is_well_formed(&self) -> bool {
