@@ -3,7 +3,7 @@
 //!
 //! `account` codes, for stacks like
 //! `account [success=ok ignore=ignore user_unknown=ignore authinfo_unavail=ignore default=bad] pam_oidc.so`:
-//! - `Allowed` → `PAM_SUCCESS`;
+//! - `Allowed` or `Linked` (a local account linked to an identity) → `PAM_SUCCESS`;
 //! - `Denied { message }` → the message as `PAM_ERROR_MSG`, then `PAM_PERM_DENIED`;
 //! - `Unknown` (not a user the daemon manages) → `PAM_USER_UNKNOWN`, or `PAM_IGNORE` with
 //!   `ignore_unknown_user`: local accounts go on to the rest of the stack;
@@ -88,7 +88,7 @@ pub fn check<D: Daemon>(
     connect: impl FnOnce(Duration) -> Result<D, ClientError>,
 ) -> Result<(), AccountError> {
     match ask(user, service, connect)? {
-        AccountStatus::Allowed => Ok(()),
+        AccountStatus::Allowed | AccountStatus::Linked => Ok(()),
         AccountStatus::Denied { message } => {
             let shown = prompt::clean(&message);
             let shown = if shown.is_empty() {
@@ -156,7 +156,8 @@ pub fn change_password<D: Daemon>(
             }
             PasswordPhase::Update => PamResultCode::PAM_AUTHTOK_ERR,
         },
-        Ok(AccountStatus::Unknown) => PamResultCode::PAM_IGNORE,
+        // A linked local account keeps its local password: pam_unix changes it.
+        Ok(AccountStatus::Unknown | AccountStatus::Linked) => PamResultCode::PAM_IGNORE,
         Err(e) => {
             log.log(
                 Level::Info,
@@ -296,6 +297,24 @@ mod tests {
             let e = check(name, "sshd", &mut user, daemon.connector()).unwrap_err();
             assert_eq!(e.code(&Options::default()), PamResultCode::PAM_USER_UNKNOWN);
             assert!(daemon.asked().is_empty(), "{name:?}");
+        }
+    }
+
+    /// A linked local account passes the account check, and its password change is left to
+    /// the other modules (its password is the local one).
+    #[test]
+    fn linked_account_is_allowed_and_keeps_its_local_password() {
+        let (result, _, _) = verdict(AccountStatus::Linked);
+        assert!(result.is_ok());
+        let memo = Memo::default();
+        for phase in [PasswordPhase::Preliminary, PasswordPhase::Update] {
+            let daemon = FakeDaemon::new([Ok(Response::Account {
+                account: AccountStatus::Linked,
+            })]);
+            let mut user = ScriptedUser::answering();
+            let code = change_password("lo", "passwd", phase, &mut user, &memo, daemon.connector());
+            assert_eq!(code, PamResultCode::PAM_IGNORE);
+            assert!(user.said.is_empty());
         }
     }
 

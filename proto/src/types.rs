@@ -126,6 +126,9 @@ pub enum LoginFailure {
 pub enum AccountStatus {
     /// Known and allowed.
     Allowed,
+    /// A local account (served by /etc/passwd) linked to a provider identity: allowed, and its
+    /// password is the local one.
+    Linked,
     /// Known but refused; the message says why.
     Denied {
         /// Why, for the user and the log.

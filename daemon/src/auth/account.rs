@@ -33,7 +33,7 @@ pub fn check(state: &State, user: &str) -> Response {
         Ok((None, Some(link))) => {
             let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
             if link.issuer == issuer {
-                AccountStatus::Allowed
+                AccountStatus::Linked
             } else {
                 AccountStatus::Denied {
                     message: "the account's link belongs to another provider".into(),
