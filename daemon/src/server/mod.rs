@@ -1,5 +1,8 @@
-//! The socket: accept, identify the peer by `SO_PEERCRED`, serve each connection on its own
-//! thread up to a limit, stop when asked.
+//! The socket: a few acceptor threads identify each peer by `SO_PEERCRED`, answer quick
+//! lookups themselves ([`fast`]) and give every other connection a thread of its own, within
+//! per-uid limits; all stop when asked.
+
+mod fast;
 
 use std::collections::HashMap;
 use std::io;
@@ -63,9 +66,51 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Acceptor threads: each accepts connections and answers quick lookups itself ([`fast`]).
+pub const ACCEPTORS: usize = 4;
+
 /// Serves `listener` until `stop` is set, then waits briefly for connections in flight.
 pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> io::Result<()> {
+    // Non-blocking, so an acceptor woken with the others for one connection does not sleep
+    // in accept() when another took it.
+    listener.set_nonblocking(true)?;
+    let listener = Arc::new(listener);
     let slots = Arc::new(Slots::default());
+    let mut acceptors = Vec::with_capacity(ACCEPTORS);
+    for i in 0..ACCEPTORS {
+        let (listener, state, stop, slots) = (
+            Arc::clone(&listener),
+            Arc::clone(&state),
+            Arc::clone(&stop),
+            Arc::clone(&slots),
+        );
+        acceptors.push(
+            std::thread::Builder::new()
+                .name(format!("accept-{i}"))
+                .spawn(move || accept_loop(&listener, &state, &stop, &slots))?,
+        );
+    }
+    let mut result = Ok(());
+    for a in acceptors {
+        match a.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err(io::Error::other("an acceptor thread panicked")),
+        }
+    }
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while slots.total() > 0 && Instant::now() < deadline {
+        crate::clock::sleep(Duration::from_millis(20));
+    }
+    result
+}
+
+fn accept_loop(
+    listener: &UnixListener,
+    state: &Arc<State>,
+    stop: &AtomicBool,
+    slots: &Arc<Slots>,
+) -> io::Result<()> {
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(STOP_CHECK).unwrap_or(PollTimeout::MAX);
@@ -110,21 +155,21 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
             refuse_busy(stream);
             continue;
         };
-        let state = Arc::clone(&state);
+        let pending = match fast::serve(&stream, &peer, state) {
+            fast::Next::Closed => continue,
+            fast::Next::HandOver(pending) => pending,
+        };
+        let state = Arc::clone(state);
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(256 * 1024)
             .spawn(move || {
                 let _guard = guard;
-                serve(stream, peer, &state);
+                serve(stream, peer, &state, pending);
             });
         if let Err(e) = spawned {
             log::error!("cannot start a connection thread: {e}");
         }
-    }
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while slots.total() > 0 && Instant::now() < deadline {
-        crate::clock::sleep(Duration::from_millis(20));
     }
     Ok(())
 }
@@ -190,9 +235,9 @@ fn refuse_busy(mut stream: UnixStream) {
 /// Serves one connection: requests in, answers out, until the peer hangs up, idles too long
 /// or sends something unreadable. Logins started on the connection are cancelled when it
 /// ends: the PAM conversation that would show their outcome is gone.
-fn serve(stream: UnixStream, peer: Peer, state: &Arc<State>) {
+fn serve(stream: UnixStream, peer: Peer, state: &Arc<State>, pending: Option<Request>) {
     let mut logins = Vec::new();
-    serve_requests(stream, peer, state, &mut logins);
+    serve_requests(stream, peer, state, pending, &mut logins);
     for id in logins {
         state.logins.cancel(&id);
     }
@@ -202,13 +247,22 @@ fn serve_requests(
     mut stream: UnixStream,
     peer: Peer,
     state: &Arc<State>,
+    mut pending: Option<Request>,
     logins: &mut Vec<String>,
 ) {
     if stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err() {
         return;
     }
-    let mut first = true;
+    let mut first = pending.is_none();
     loop {
+        if let Some(req) = pending.take() {
+            let resp = answer(state, &peer, &stream, req, logins);
+            if let Err(e) = frame::write_frame(&mut stream, &Envelope::new(&resp), MAX_FRAME_LEN) {
+                log::debug!("answering pid {}: {e}", peer.pid);
+                return;
+            }
+            continue;
+        }
         // A client sends its request at once; between requests it may pause; while a login
         // runs, the user may take minutes to read the prompt and approve.
         let idle = if first {
@@ -246,16 +300,7 @@ fn serve_requests(
         };
         first = false;
         let resp = match message::open_request(env) {
-            Ok(Request::LoginWait { login_id }) => {
-                auth::login::wait(state, &login_id, &|| peer_hung_up(&stream))
-            }
-            Ok(req) => {
-                let resp = dispatch(state, &peer, req);
-                if let Response::LoginStarted(p) = &resp {
-                    logins.push(p.login_id.clone());
-                }
-                resp
-            }
+            Ok(req) => answer(state, &peer, &stream, req, logins),
             Err(answer) => {
                 log::warn!(
                     "unreadable request from pid {} (uid {}): {answer:?}",
@@ -270,6 +315,24 @@ fn serve_requests(
             return;
         }
     }
+}
+
+/// Answers one request on a connection's own thread, noting the logins it starts.
+fn answer(
+    state: &Arc<State>,
+    peer: &Peer,
+    stream: &UnixStream,
+    req: Request,
+    logins: &mut Vec<String>,
+) -> Response {
+    if let Request::LoginWait { login_id } = &req {
+        return auth::login::wait(state, login_id, &|| peer_hung_up(stream));
+    }
+    let resp = dispatch(state, peer, req);
+    if let Response::LoginStarted(p) = &resp {
+        logins.push(p.login_id.clone());
+    }
+    resp
 }
 
 /// Whether the peer closed its end (the PAM process exited or was killed): a peek that reads
