@@ -20,7 +20,7 @@ use crate::oidc::id_token::{self, Expect, Invalid};
 use crate::oidc::provider::Discovered;
 use crate::oidc::{OidcError, Provider, userinfo};
 use crate::state::State;
-use crate::store::{NewIds, Source, StoreError};
+use crate::store::{NewIds, Source};
 
 /// Transport failures tolerated in a row while polling before the login fails.
 const MAX_POLL_FAILURES: u32 = 3;
@@ -406,10 +406,4 @@ fn refusal(r: &Refusal) -> (LoginFailure, String) {
         Refusal::LocalFilesUnreadable(_) => LoginFailure::Internal,
     };
     (reason, format!("login refused: {r}"))
-}
-
-impl From<StoreError> for String {
-    fn from(e: StoreError) -> Self {
-        e.to_string()
-    }
 }

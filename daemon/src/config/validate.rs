@@ -1,0 +1,707 @@
+//! Checking a parsed file ([`super::raw`]) into a [`Config`], one section at a time; every
+//! problem is reported with its place in the file.
+
+use std::ops::Range;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::Reporter;
+use super::raw::{RawConfig, S};
+use super::*;
+use crate::identity::names;
+
+pub(super) struct Validator<'r, 'a> {
+    pub(super) r: &'r mut Reporter<'a>,
+    pub(super) mode: u32,
+}
+
+fn span<T>(v: &S<T>) -> Option<Range<usize>> {
+    v.as_ref().map(Spanned::span)
+}
+
+impl Validator<'_, '_> {
+    /// Checks every section of `raw` into `c`.
+    pub(super) fn check(&mut self, raw: &RawConfig, c: &mut Config) {
+        self.daemon(raw, c);
+        self.provider(raw, c);
+        self.claims(raw, c);
+        self.access(raw, c);
+        self.mapping(raw, c);
+        self.cache(raw, c);
+        self.login(raw, c);
+    }
+
+    fn daemon(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(d) = &raw.daemon else { return };
+        if let Some(l) = &d.log_level {
+            match l.get_ref().parse::<log::LevelFilter>() {
+                Ok(level) => c.log_level = level,
+                Err(_) => self.r.at(
+                    Some(l.span()),
+                    "daemon.log_level",
+                    format!(
+                        "unknown level {:?}: expected one of error, warn, info, debug, trace \
+                         (default info)",
+                        l.get_ref()
+                    ),
+                ),
+            }
+        }
+    }
+
+    fn provider(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(p) = &raw.provider else { return };
+        let section = p.span();
+        let p = p.get_ref();
+        let issuer = self.required(&p.issuer, section.clone(), "provider.issuer");
+        let client_id = self.required(&p.client_id, section.clone(), "provider.client_id");
+        let insecure = p
+            .insecure_http_issuer
+            .as_ref()
+            .is_some_and(|v| *v.get_ref());
+        if let (Some(issuer), Some(span)) = (&issuer, span(&p.issuer)) {
+            self.check_issuer(issuer, span, insecure);
+        }
+        if let Some(id) = &client_id {
+            if id.trim().is_empty() {
+                self.r.at(
+                    span(&p.client_id),
+                    "provider.client_id",
+                    "must not be empty",
+                );
+            }
+        }
+        let secret = match (&p.client_secret, &p.client_secret_file) {
+            (Some(_), Some(f)) => {
+                self.r.at(
+                    Some(f.span()),
+                    "provider.client_secret_file",
+                    "set either client_secret or client_secret_file, not both",
+                );
+                None
+            }
+            (Some(s), None) => {
+                if self.mode & 0o077 != 0 {
+                    self.r.at(
+                        Some(s.span()),
+                        "provider.client_secret",
+                        format!(
+                            "the file holds a secret but its mode is {:04o}: make it readable by \
+                             root only (chmod 600) or use client_secret_file",
+                            self.mode & 0o7777
+                        ),
+                    );
+                }
+                Some(Secret(s.get_ref().clone()))
+            }
+            (None, Some(f)) => self.secret_file(f),
+            (None, None) => None,
+        };
+        let client_auth = match p
+            .client_auth
+            .as_ref()
+            .map(|a| (a.get_ref().as_str(), a.span()))
+        {
+            None if secret.is_some() => ClientAuth::Basic,
+            None => ClientAuth::None,
+            Some(("basic", _)) => ClientAuth::Basic,
+            Some(("post", _)) => ClientAuth::Post,
+            Some(("none", _)) => ClientAuth::None,
+            Some((other, span)) => {
+                self.r.at(
+                    Some(span),
+                    "provider.client_auth",
+                    format!("unknown method {other:?}: expected basic, post or none"),
+                );
+                ClientAuth::None
+            }
+        };
+        if client_auth != ClientAuth::None && secret.is_none() {
+            self.r.at(
+                span(&p.client_auth).or(Some(section.clone())),
+                "provider.client_auth",
+                "basic and post need client_secret or client_secret_file",
+            );
+        }
+        let scopes = match &p.scopes {
+            Some(s) => {
+                let list = s.get_ref().clone();
+                if !list.iter().any(|x| x == "openid") {
+                    self.r
+                        .at(Some(s.span()), "provider.scopes", "must include \"openid\"");
+                }
+                if let Some(bad) = list
+                    .iter()
+                    .find(|x| x.is_empty() || x.contains(char::is_whitespace))
+                {
+                    self.r.at(
+                        Some(s.span()),
+                        "provider.scopes",
+                        format!("invalid scope {bad:?}"),
+                    );
+                }
+                list
+            }
+            None => ["openid", "profile", "email", "groups"]
+                .map(String::from)
+                .to_vec(),
+        };
+        let ca_file = p.ca_file.as_ref().and_then(|f| {
+            let path = PathBuf::from(f.get_ref());
+            if !path.is_absolute() {
+                self.r.at(
+                    Some(f.span()),
+                    "provider.ca_file",
+                    "must be an absolute path",
+                );
+                return None;
+            }
+            if let Err(e) = std::fs::metadata(&path) {
+                self.r.at(
+                    Some(f.span()),
+                    "provider.ca_file",
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+            Some(path)
+        });
+        if let (Some(issuer), Some(client_id)) = (issuer, client_id) {
+            c.provider = Some(ProviderConfig {
+                issuer,
+                client_id,
+                client_secret: secret,
+                client_auth,
+                scopes,
+                ca_file,
+                insecure_http_issuer: insecure,
+            });
+        }
+    }
+
+    fn check_issuer(&mut self, issuer: &str, span: Range<usize>, insecure: bool) {
+        let key = "provider.issuer";
+        if let Some(rest) = issuer.strip_prefix("https://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                self.r.at(Some(span.clone()), key, "has no host");
+            }
+        } else if let Some(rest) = issuer.strip_prefix("http://") {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+            if !insecure {
+                self.r.at(
+                    Some(span.clone()),
+                    key,
+                    "must use https:// (plain http is only for a test provider on a loopback \
+                     address with insecure_http_issuer = true)",
+                );
+            } else if !loopback {
+                self.r.at(
+                    Some(span.clone()),
+                    key,
+                    "insecure_http_issuer only allows http:// on 127.0.0.1, [::1] or localhost",
+                );
+            }
+        } else {
+            self.r
+                .at(Some(span.clone()), key, "must be an https:// URL");
+        }
+        if issuer.contains(['?', '#']) {
+            self.r
+                .at(Some(span), key, "must not contain a query or fragment");
+        }
+    }
+
+    fn secret_file(&mut self, f: &Spanned<String>) -> Option<Secret> {
+        let key = "provider.client_secret_file";
+        let path = Path::new(f.get_ref());
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.r.at(
+                    Some(f.span()),
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me {
+            self.r.at(
+                Some(f.span()),
+                key,
+                format!(
+                    "{} is owned by uid {}, not {me}: chown it",
+                    path.display(),
+                    meta.uid()
+                ),
+            );
+        }
+        if meta.mode() & 0o077 != 0 {
+            self.r.at(
+                Some(f.span()),
+                key,
+                format!(
+                    "{} is readable by others (mode {:04o}): chmod 600 it",
+                    path.display(),
+                    meta.mode() & 0o7777
+                ),
+            );
+        }
+        match std::fs::read_to_string(path) {
+            Ok(s) if !s.trim().is_empty() => Some(Secret(s.trim().to_string())),
+            Ok(_) => {
+                self.r
+                    .at(Some(f.span()), key, format!("{} is empty", path.display()));
+                None
+            }
+            Err(e) => {
+                self.r.at(
+                    Some(f.span()),
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn claims(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(cl) = &raw.claims else { return };
+        if let Some(s) = &cl.source {
+            c.claims.source = match s.get_ref().as_str() {
+                "id_token" => ClaimSource::IdToken,
+                "userinfo" => ClaimSource::Userinfo,
+                "both" => ClaimSource::Both,
+                other => {
+                    self.r.at(
+                        Some(s.span()),
+                        "claims.source",
+                        format!("unknown source {other:?}: expected id_token, userinfo or both (default both)"),
+                    );
+                    ClaimSource::Both
+                }
+            };
+        }
+        let mut path = |v: &S<String>, key: &str, slot: &mut ClaimPath| {
+            if let Some(v) = v {
+                if let Some(p) = self.claim_path(v, key) {
+                    *slot = p;
+                }
+            }
+        };
+        path(
+            &cl.username_claim,
+            "claims.username_claim",
+            &mut c.claims.username,
+        );
+        path(
+            &cl.groups_claim,
+            "claims.groups_claim",
+            &mut c.claims.groups,
+        );
+        path(&cl.gecos_claim, "claims.gecos_claim", &mut c.claims.gecos);
+        path(&cl.email_claim, "claims.email_claim", &mut c.claims.email);
+        if let Some(v) = &cl.uid_claim {
+            c.claims.uid = self.claim_path(v, "claims.uid_claim");
+        }
+    }
+
+    fn claim_path(&mut self, v: &Spanned<String>, key: &str) -> Option<ClaimPath> {
+        let s = v.get_ref();
+        if s.is_empty() || s.split('.').any(str::is_empty) && !s.contains("://") {
+            self.r
+                .at(Some(v.span()), key, format!("invalid claim path {s:?}"));
+            return None;
+        }
+        Some(ClaimPath(s.clone()))
+    }
+
+    fn access(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(a) = &raw.access else { return };
+        let list = |v: &S<Vec<String>>| v.as_ref().map(|v| v.get_ref().clone());
+        if let Some(v) = list(&a.allowed_groups) {
+            c.access.allowed_groups = v;
+        }
+        if let Some(v) = &a.allowed_email_domains {
+            c.access.allowed_email_domains = v
+                .get_ref()
+                .iter()
+                .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+                .collect();
+            if let Some(bad) = c
+                .access
+                .allowed_email_domains
+                .iter()
+                .find(|d| d.is_empty() || d.contains('@'))
+            {
+                self.r.at(
+                    Some(v.span()),
+                    "access.allowed_email_domains",
+                    format!("invalid domain {bad:?}"),
+                );
+            }
+        }
+        if let Some(v) = &a.require_email_verified {
+            c.access.require_email_verified = *v.get_ref();
+        }
+        if let Some(v) = list(&a.admin_groups) {
+            c.access.admin_groups = v;
+        }
+        if let Some(v) = &a.admin_local_groups {
+            c.access.admin_local_groups = v.get_ref().clone();
+            if let Some(bad) = v.get_ref().iter().find(|g| !names::is_valid_name(g, false)) {
+                self.r.at(
+                    Some(v.span()),
+                    "access.admin_local_groups",
+                    format!("{bad:?} is not a valid group name"),
+                );
+            }
+        }
+        if !c.access.admin_groups.is_empty() && c.access.admin_local_groups.is_empty() {
+            self.r.at(
+                span(&a.admin_groups),
+                "access.admin_local_groups",
+                "admin_groups is set but admin_local_groups is empty: name the local group(s) \
+                 admins get, e.g. [\"sudo\"] (Debian) or [\"wheel\"] (RHEL)",
+            );
+        }
+        if let Some(v) = &a.link_by_email {
+            c.access.link_by_email = *v.get_ref();
+        }
+    }
+
+    fn mapping(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(m) = &raw.mapping else { return };
+        let mc = &mut c.mapping;
+        if let Some(v) = &m.lowercase_names {
+            mc.lowercase_names = *v.get_ref();
+        }
+        if let Some(v) = &m.strip_suffixes {
+            mc.strip_suffixes = v.get_ref().clone();
+            if v.get_ref().iter().any(String::is_empty) {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.strip_suffixes",
+                    "an empty suffix strips nothing: remove it",
+                );
+            }
+        }
+        if let Some(v) = &m.group_prefix {
+            mc.group_prefix = v.get_ref().clone();
+            if !v.get_ref().is_empty() && !names::is_valid_name(&format!("{}x", v.get_ref()), false)
+            {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.group_prefix",
+                    "would make invalid group names",
+                );
+            }
+        }
+        if let Some(v) = &m.group_strip_prefixes {
+            mc.group_strip_prefixes = v.get_ref().clone();
+        }
+        if let Some(v) = &m.groups_include {
+            mc.groups_include = v.get_ref().clone();
+        }
+        if let Some(v) = &m.groups_exclude {
+            mc.groups_exclude = v.get_ref().clone();
+        }
+        if let Some(v) = &m.uid_source {
+            mc.uid_source = match v.get_ref().as_str() {
+                "hash" => UidSource::Hash,
+                "claim" => UidSource::Claim,
+                other => {
+                    self.r.at(
+                        Some(v.span()),
+                        "mapping.uid_source",
+                        format!("unknown source {other:?}: expected hash or claim (default hash)"),
+                    );
+                    UidSource::Hash
+                }
+            };
+        }
+        if mc.uid_source == UidSource::Claim && c.claims.uid.is_none() {
+            self.r.at(
+                span(&m.uid_source),
+                "mapping.uid_source",
+                "\"claim\" needs claims.uid_claim",
+            );
+        }
+        let uids = self.range(&m.uid_min, &m.uid_max, "uid", mc.uids);
+        let gids = self.range(&m.gid_min, &m.gid_max, "gid", mc.gids);
+        if let (Some(u), Some(g)) = (uids, gids) {
+            mc.uids = u;
+            mc.gids = g;
+            if u.overlaps(&g) {
+                // Allowed (IDs are probed against both), but user-private groups then compete
+                // with provider groups for GIDs.
+                log::debug!("uid and gid ranges overlap");
+            }
+        }
+        if let Some(v) = &m.home {
+            let h = v.get_ref();
+            let stripped = h.replace("{username}", "").replace("{uid}", "");
+            if !h.starts_with('/') {
+                self.r
+                    .at(Some(v.span()), "mapping.home", "must be an absolute path");
+            } else if stripped.contains(['{', '}']) {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.home",
+                    "unknown placeholder: only {username} and {uid} are replaced",
+                );
+            } else if !oidc_proto::types::is_field_safe(h) {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.home",
+                    "contains ':' or a control character",
+                );
+            }
+            mc.home = h.clone();
+        }
+        if let Some(v) = &m.shell {
+            if !v.get_ref().starts_with('/') || !oidc_proto::types::is_field_safe(v.get_ref()) {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.shell",
+                    "must be an absolute path without ':'",
+                );
+            }
+            mc.shell = v.get_ref().clone();
+        }
+        if let Some(v) = &m.allow_names {
+            mc.allow_names = v.get_ref().clone();
+            if let Some(bad) = v.get_ref().iter().find(|n| !names::is_valid_name(n, false)) {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.allow_names",
+                    format!("{bad:?} is not a valid name"),
+                );
+            }
+            if v.get_ref().iter().any(|n| n == "root") {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.allow_names",
+                    "root can never be served by oidcd",
+                );
+            }
+        }
+    }
+
+    fn range(
+        &mut self,
+        min: &S<i64>,
+        max: &S<i64>,
+        what: &str,
+        default: IdRange,
+    ) -> Option<IdRange> {
+        let kmin = format!("mapping.{what}_min");
+        let kmax = format!("mapping.{what}_max");
+        let mut get = |v: &S<i64>, key: &str, d: u32| -> Option<u32> {
+            match v {
+                None => Some(d),
+                Some(v) => match u32::try_from(*v.get_ref()) {
+                    Ok(x) if x < u32::MAX - 1 => Some(x),
+                    _ => {
+                        self.r.at(
+                            Some(v.span()),
+                            key,
+                            format!("{} is not a valid ID (0 to 4294967293)", v.get_ref()),
+                        );
+                        None
+                    }
+                },
+            }
+        };
+        let lo = get(min, &kmin, default.min)?;
+        let hi = get(max, &kmax, default.max)?;
+        if lo > hi {
+            self.r.at(
+                span(max).or(span(min)),
+                &kmax,
+                format!("empty range: {what}_min {lo} is above {what}_max {hi}"),
+            );
+            return None;
+        }
+        if lo < 1000 {
+            self.r.at(
+                span(min),
+                &kmin,
+                format!("{lo} is in the system range (0-999): choose {what}_min of at least 1000, well above local accounts"),
+            );
+            return None;
+        }
+        if (IdRange { min: lo, max: hi }).len() < 1000 {
+            self.r.at(
+                span(max).or(span(min)),
+                &kmax,
+                format!("the range {lo}-{hi} holds fewer than 1000 IDs: hash collisions would be frequent"),
+            );
+            return None;
+        }
+        Some(IdRange { min: lo, max: hi })
+    }
+
+    fn cache(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(k) = &raw.cache else { return };
+        if let Some(v) = &k.positive_ttl {
+            if let Some(d) = self.seconds_i(v, "cache.positive_ttl", 0, 86_400) {
+                c.cache.positive_ttl = d;
+            }
+        }
+        if let Some(v) = &k.negative_ttl {
+            if let Some(d) = self.seconds_i(v, "cache.negative_ttl", 0, 3600) {
+                c.cache.negative_ttl = d;
+            }
+        }
+        if let Some(v) = &k.enumerate {
+            c.cache.enumerate = *v.get_ref();
+        }
+        if let Some(v) = &k.socket_path {
+            c.cache.socket_path = self.abs_path(v, "cache.socket_path");
+        }
+        if let Some(v) = &k.db_path {
+            c.cache.db_path = self.abs_path(v, "cache.db_path");
+        }
+    }
+
+    fn login(&mut self, raw: &RawConfig, c: &mut Config) {
+        let Some(l) = &raw.login else { return };
+        let lc = &mut c.login;
+        if let Some(v) = &l.timeout {
+            if let Some(d) = self.seconds_f(v, "login.timeout", 10.0, 3600.0) {
+                lc.timeout = d;
+            }
+        }
+        if let Some(v) = &l.default_poll_interval {
+            if let Some(d) = self.seconds_f(v, "login.default_poll_interval", 0.05, 60.0) {
+                lc.default_poll_interval = d;
+            }
+        }
+        if let Some(v) = &l.clock_skew {
+            if let Some(d) = self.seconds_f(v, "login.clock_skew", 0.0, 600.0) {
+                lc.clock_skew = d;
+            }
+        }
+        if let Some(v) = &l.allowed_algs {
+            if v.get_ref().is_empty() {
+                self.r.at(
+                    Some(v.span()),
+                    "login.allowed_algs",
+                    "must name at least one algorithm",
+                );
+            }
+            for alg in v.get_ref() {
+                if !SUPPORTED_ALGS.contains(&alg.as_str()) {
+                    self.r.at(
+                        Some(v.span()),
+                        "login.allowed_algs",
+                        format!(
+                            "{alg:?} is not allowed: choose from {}",
+                            SUPPORTED_ALGS.join(", ")
+                        ),
+                    );
+                }
+            }
+            lc.allowed_algs = v.get_ref().clone();
+        }
+        if let Some(v) = &l.qr {
+            lc.qr = *v.get_ref();
+        }
+        if let Some(v) = &l.ssh_first_login {
+            lc.ssh_first_login = *v.get_ref();
+        }
+        if let Some(v) = &l.ssh_programs {
+            lc.ssh_programs = v.get_ref().iter().map(PathBuf::from).collect();
+            if v.get_ref().iter().any(|p| !p.starts_with('/')) {
+                self.r.at(
+                    Some(v.span()),
+                    "login.ssh_programs",
+                    "must be absolute paths",
+                );
+            }
+        }
+        if let Some(v) = &l.provisional_ttl {
+            if let Some(d) = self.seconds_f(v, "login.provisional_ttl", 10.0, 3600.0) {
+                lc.provisional_ttl = d;
+            }
+        }
+        if let Some(v) = &l.max_provisional_per_minute {
+            if let Some(n) = self.count(v, "login.max_provisional_per_minute", 1, 10_000) {
+                lc.max_provisional_per_minute = n;
+            }
+        }
+        if let Some(v) = &l.max_logins_in_progress {
+            if let Some(n) = self.count(v, "login.max_logins_in_progress", 1, 10_000) {
+                lc.max_logins_in_progress = n;
+            }
+        }
+    }
+
+    fn required(&mut self, v: &S<String>, section: Range<usize>, key: &str) -> Option<String> {
+        match v {
+            Some(v) => Some(v.get_ref().clone()),
+            None => {
+                self.r.at(Some(section), key, "is required in [provider]");
+                None
+            }
+        }
+    }
+
+    fn abs_path(&mut self, v: &Spanned<String>, key: &str) -> PathBuf {
+        if !v.get_ref().starts_with('/') {
+            self.r.at(Some(v.span()), key, "must be an absolute path");
+        }
+        PathBuf::from(v.get_ref())
+    }
+
+    fn seconds_i(&mut self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Option<Duration> {
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) {
+            self.r.at(
+                Some(v.span()),
+                key,
+                format!("{n} is out of range: expected {lo} to {hi} seconds"),
+            );
+            return None;
+        }
+        u64::try_from(n).ok().map(Duration::from_secs)
+    }
+
+    fn seconds_f(&mut self, v: &Spanned<f64>, key: &str, lo: f64, hi: f64) -> Option<Duration> {
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) {
+            self.r.at(
+                Some(v.span()),
+                key,
+                format!("{n} is out of range: expected {lo} to {hi} seconds"),
+            );
+            return None;
+        }
+        Duration::try_from_secs_f64(n).ok()
+    }
+
+    fn count(&mut self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Option<u32> {
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) {
+            self.r.at(
+                Some(v.span()),
+                key,
+                format!("{n} is out of range: expected {lo} to {hi}"),
+            );
+            return None;
+        }
+        u32::try_from(n).ok()
+    }
+}
