@@ -1,6 +1,7 @@
 //! `oidcctl`: see `oidcctl --help`.
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
 
+mod doctor;
 mod show;
 
 use std::io::Write;
@@ -101,6 +102,34 @@ enum Command {
     },
     /// List linked local accounts.
     Links,
+    /// Check the whole setup and say how to fix each problem found.
+    ///
+    /// Checks, in order: the configuration (valid, root-owned, a provider set); the provider
+    /// (discovery reachable, issuer, device endpoint and signing keys, algorithms, grant and
+    /// scopes it lists); this host's clock against the provider's Date header; the daemon
+    /// (socket and its directory, running, its version and configuration); the database's
+    /// owner and mode; nsswitch.conf (oidc on passwd and group, after files; libnss_oidc.so.2
+    /// installed); and every PAM service that uses pam_oidc.so (run as Linux-PAM would, root
+    /// and a local user must still get in with their local password whatever pam_oidc answers,
+    /// daemon down or module missing included). Each finding is printed as ok, WARN or ERROR,
+    /// with a fix. Run it as root: the configuration may be readable by root only.
+    #[command(
+        after_help = "Warnings (exit status stays 0): insecure_http_issuer set; clock off by more than 10 s
+(but within login.clock_skew) or not checkable; device grant or a configured scope not
+listed by the provider; daemon not restarted after an upgrade or a configuration change;
+database or its directory readable by others, or not created yet; initgroups line without
+oidc; [NOTFOUND=return] before oidc; oidc on shadow; no PAM service using pam_oidc yet.
+
+Exit status:
+  0  no errors (warnings allowed)
+  1  at least one error
+  2  usage error
+
+Examples:
+  sudo oidcctl doctor
+  sudo oidcctl doctor --json | jq '.findings[] | select(.severity != \"ok\")'"
+    )]
+    Doctor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,6 +188,7 @@ pub fn main() -> ExitCode {
 fn run(args: &Args) -> u8 {
     let request = match &args.command {
         Command::Config(ConfigCmd::Check) => return config_check(args),
+        Command::Doctor => return doctor::run(&args.config, args.socket.as_deref(), args.json),
         Command::Status => Request::Status,
         Command::User(UserCmd::List) => Request::AdminUserList,
         Command::User(UserCmd::Show { name }) => Request::AdminUserShow { name: name.clone() },
