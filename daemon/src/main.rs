@@ -91,6 +91,17 @@ fn run(config: Config, args: Args) -> Result<(), String> {
     let socket_dir = socket.parent().ok_or("socket_path has no directory")?;
     let db_dir = db.parent().ok_or("db_path has no directory")?;
     service::prepare_dir(socket_dir, 0o755, &[], me)?;
+    if let Ok(m) = std::fs::metadata(socket_dir) {
+        use std::os::unix::fs::PermissionsExt;
+        if m.permissions().mode() & 0o005 != 0o005 {
+            log::warn!(
+                "{} is mode {:04o}: users other than root cannot reach the socket, so their \
+                 lookups of oidcd users fail (chmod 755 it)",
+                socket_dir.display(),
+                m.permissions().mode() & 0o7777
+            );
+        }
+    }
     let wal = PathBuf::from(format!("{}-wal", db.display()));
     service::prepare_dir(db_dir, 0o700, &[&db, &wal], me)?;
     if socket != std::path::Path::new(oidc_proto::paths::SOCKET_PATH) {
@@ -108,7 +119,9 @@ fn run(config: Config, args: Args) -> Result<(), String> {
             );
         }
     } else {
-        log::warn!("no [provider] configured: lookups and oidcctl import work, logins do not");
+        log::warn!(
+            "no [provider] configured: known users still resolve; oidcctl import and logins need [provider]"
+        );
     }
 
     // Block the signals we handle before any thread starts, so every thread inherits the mask

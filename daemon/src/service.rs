@@ -55,6 +55,10 @@ pub fn prepare_dir(dir: &Path, mode: u32, files: &[&Path], owner: u32) -> Result
             .mode(mode)
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // The mode given to mkdir is filtered by the umask of whoever started us.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
     }
     check_owned(dir, owner)?;
     for f in files {

@@ -25,7 +25,7 @@ pub struct Config {
     pub path: PathBuf,
     /// `[daemon]`.
     pub log_level: log::LevelFilter,
-    /// `[provider]`, absent until an issuer is configured (lookups and imports still work).
+    /// `[provider]`, absent until an issuer is configured (lookups of known users still work).
     pub provider: Option<ProviderConfig>,
     /// `[claims]`.
     pub claims: ClaimsConfig,

@@ -311,7 +311,7 @@ fn config_check(args: &Args) -> u8 {
                 println!("{}: ok", c.path.display());
                 if c.provider.is_none() {
                     println!(
-                        "note: no [provider] configured: lookups and imports work, logins do not"
+                        "note: no [provider] configured: known users still resolve; imports and logins need it"
                     );
                 }
             }

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The file could not be created.
+    #[error("{0}")]
+    Io(String),
 }
 
 /// The store.
@@ -60,6 +63,17 @@ pub struct Counts {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Create the file ourselves, private whatever the umask: it holds the claims (names,
+        // emails) of everyone who logged in. SQLite gives its -wal and -shm files the same mode.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
