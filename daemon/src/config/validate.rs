@@ -1,6 +1,7 @@
 //! Checking a parsed file ([`super::raw`]) into a [`Config`], one section at a time; every
 //! problem is reported with its place in the file.
 
+use std::fmt;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -555,16 +556,20 @@ impl Validator<'_, '_> {
 
     fn cache(&mut self, raw: &RawConfig, c: &mut Config) {
         let Some(k) = &raw.cache else { return };
-        if let Some(v) = &k.positive_ttl {
-            if let Some(d) = self.seconds_i(v, "cache.positive_ttl", 0, 86_400) {
-                c.cache.positive_ttl = d;
-            }
-        }
-        if let Some(v) = &k.negative_ttl {
-            if let Some(d) = self.seconds_i(v, "cache.negative_ttl", 0, 3600) {
-                c.cache.negative_ttl = d;
-            }
-        }
+        self.seconds_i(
+            &k.positive_ttl,
+            "cache.positive_ttl",
+            0,
+            86_400,
+            &mut c.cache.positive_ttl,
+        );
+        self.seconds_i(
+            &k.negative_ttl,
+            "cache.negative_ttl",
+            0,
+            3600,
+            &mut c.cache.negative_ttl,
+        );
         if let Some(v) = &k.enumerate {
             c.cache.enumerate = *v.get_ref();
         }
@@ -579,21 +584,21 @@ impl Validator<'_, '_> {
     fn login(&mut self, raw: &RawConfig, c: &mut Config) {
         let Some(l) = &raw.login else { return };
         let lc = &mut c.login;
-        if let Some(v) = &l.timeout {
-            if let Some(d) = self.seconds_f(v, "login.timeout", 10.0, 3600.0) {
-                lc.timeout = d;
-            }
-        }
-        if let Some(v) = &l.default_poll_interval {
-            if let Some(d) = self.seconds_f(v, "login.default_poll_interval", 0.05, 60.0) {
-                lc.default_poll_interval = d;
-            }
-        }
-        if let Some(v) = &l.clock_skew {
-            if let Some(d) = self.seconds_f(v, "login.clock_skew", 0.0, 600.0) {
-                lc.clock_skew = d;
-            }
-        }
+        self.seconds_f(&l.timeout, "login.timeout", 10.0, 3600.0, &mut lc.timeout);
+        self.seconds_f(
+            &l.default_poll_interval,
+            "login.default_poll_interval",
+            0.05,
+            60.0,
+            &mut lc.default_poll_interval,
+        );
+        self.seconds_f(
+            &l.clock_skew,
+            "login.clock_skew",
+            0.0,
+            600.0,
+            &mut lc.clock_skew,
+        );
         if let Some(v) = &l.allowed_algs {
             if v.get_ref().is_empty() {
                 self.r.at(
@@ -632,21 +637,27 @@ impl Validator<'_, '_> {
                 );
             }
         }
-        if let Some(v) = &l.provisional_ttl {
-            if let Some(d) = self.seconds_f(v, "login.provisional_ttl", 10.0, 3600.0) {
-                lc.provisional_ttl = d;
-            }
-        }
-        if let Some(v) = &l.max_provisional_per_minute {
-            if let Some(n) = self.count(v, "login.max_provisional_per_minute", 1, 10_000) {
-                lc.max_provisional_per_minute = n;
-            }
-        }
-        if let Some(v) = &l.max_logins_in_progress {
-            if let Some(n) = self.count(v, "login.max_logins_in_progress", 1, 10_000) {
-                lc.max_logins_in_progress = n;
-            }
-        }
+        self.seconds_f(
+            &l.provisional_ttl,
+            "login.provisional_ttl",
+            10.0,
+            3600.0,
+            &mut lc.provisional_ttl,
+        );
+        self.count(
+            &l.max_provisional_per_minute,
+            "login.max_provisional_per_minute",
+            1,
+            10_000,
+            &mut lc.max_provisional_per_minute,
+        );
+        self.count(
+            &l.max_logins_in_progress,
+            "login.max_logins_in_progress",
+            1,
+            10_000,
+            &mut lc.max_logins_in_progress,
+        );
     }
 
     fn required(&mut self, v: &S<String>, section: Range<usize>, key: &str) -> Option<String> {
@@ -666,42 +677,51 @@ impl Validator<'_, '_> {
         PathBuf::from(v.get_ref())
     }
 
-    fn seconds_i(&mut self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Option<Duration> {
-        let n = *v.get_ref();
-        if !(lo..=hi).contains(&n) {
-            self.r.at(
-                Some(v.span()),
-                key,
-                format!("{n} is out of range: expected {lo} to {hi} seconds"),
-            );
-            return None;
+    /// Sets `slot` to `v` seconds when `v` is in `lo..=hi`; reports it otherwise.
+    fn seconds_i(&mut self, v: &S<i64>, key: &str, lo: i64, hi: i64, slot: &mut Duration) {
+        if let Some(n) = self.in_range(v, key, lo, hi, " seconds") {
+            *slot = Duration::from_secs(n.unsigned_abs());
         }
-        u64::try_from(n).ok().map(Duration::from_secs)
     }
 
-    fn seconds_f(&mut self, v: &Spanned<f64>, key: &str, lo: f64, hi: f64) -> Option<Duration> {
-        let n = *v.get_ref();
-        if !(lo..=hi).contains(&n) {
-            self.r.at(
-                Some(v.span()),
-                key,
-                format!("{n} is out of range: expected {lo} to {hi} seconds"),
-            );
-            return None;
+    /// As [`Self::seconds_i`], for fractional seconds.
+    fn seconds_f(&mut self, v: &S<f64>, key: &str, lo: f64, hi: f64, slot: &mut Duration) {
+        if let Some(d) = self
+            .in_range(v, key, lo, hi, " seconds")
+            .and_then(|n| Duration::try_from_secs_f64(n).ok())
+        {
+            *slot = d;
         }
-        Duration::try_from_secs_f64(n).ok()
     }
 
-    fn count(&mut self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Option<u32> {
+    /// Sets `slot` to the count `v` when it is in `lo..=hi`; reports it otherwise.
+    fn count(&mut self, v: &S<i64>, key: &str, lo: i64, hi: i64, slot: &mut u32) {
+        if let Some(n) = self
+            .in_range(v, key, lo, hi, "")
+            .and_then(|n| u32::try_from(n).ok())
+        {
+            *slot = n;
+        }
+    }
+
+    fn in_range<T: PartialOrd + Copy + fmt::Display>(
+        &mut self,
+        v: &S<T>,
+        key: &str,
+        lo: T,
+        hi: T,
+        unit: &str,
+    ) -> Option<T> {
+        let v = v.as_ref()?;
         let n = *v.get_ref();
         if !(lo..=hi).contains(&n) {
             self.r.at(
                 Some(v.span()),
                 key,
-                format!("{n} is out of range: expected {lo} to {hi}"),
+                format!("{n} is out of range: expected {lo} to {hi}{unit}"),
             );
             return None;
         }
-        u32::try_from(n).ok()
+        Some(n)
     }
 }
