@@ -14,6 +14,11 @@ use serde_json::json;
 /// Runs of each timed command (the median is reported and checked).
 const RUNS: usize = 7;
 
+/// How soon after getent starts the daemon must be killed for an attempt to count, and how
+/// many attempts [`killed_daemon_mid_lookup_answers_unavailable_quickly`] makes.
+const KILL_BY: Duration = Duration::from_millis(120);
+const KILL_ATTEMPTS: usize = 5;
+
 /// Median wall-clock time of `getent ARGS…` over [`RUNS`] runs, each expected to exit `code`.
 fn getent_median(ns: &Namespace, args: &[&str], code: i32) -> Duration {
     let times: Vec<Duration> = (0..RUNS)
@@ -175,27 +180,46 @@ fn frozen_daemon_answers_unavailable_within_300ms() {
 /// A daemon killed (SIGKILL) while a lookup waits on it: the lookup answers "unavailable" as
 /// soon as the socket closes, not at its deadline; later lookups against the stale socket
 /// file answer at once; local accounts are unaffected.
+///
+/// The kill must land well inside the module's 250 ms deadline for the attempt to say anything
+/// (otherwise the deadline, not the kill, may end the lookup). On a loaded 2-core machine the
+/// test's own steps can take that long, so such an attempt is discarded and run again with a
+/// fresh daemon, up to [`KILL_ATTEMPTS`] times.
 #[test]
 fn killed_daemon_mid_lookup_answers_unavailable_quickly() {
     let ns = Namespace::new();
-    let mut d = daemon_with_alice(&ns);
-    d.sigstop();
-    let pending: Spawned = util::spawn(ns.command("getent").args(["passwd", "alice"]), None);
-    assert!(
-        wait_for_socket_fd(pending.pid()),
-        "getent never opened a socket"
-    );
-    let socket_seen = Instant::now();
-    util::sleep(Duration::from_millis(20));
-    let started = pending.started();
-    let killed_at = Instant::now();
-    d.kill9();
-    let r = pending.wait(Duration::from_secs(5));
-    let ended = started + r.elapsed;
-    let after_kill = ended.saturating_duration_since(killed_at);
-    r.expect_code(2);
+    let mut discarded = Vec::new();
+    let (r, after_kill, socket_seen, ended) = loop {
+        let mut d = daemon_with_alice(&ns);
+        d.sigstop();
+        let pending: Spawned = util::spawn(ns.command("getent").args(["passwd", "alice"]), None);
+        assert!(
+            wait_for_socket_fd(pending.pid()),
+            "getent never opened a socket"
+        );
+        let socket_seen = Instant::now();
+        util::sleep(Duration::from_millis(20));
+        let started = pending.started();
+        let killed_at = Instant::now();
+        d.kill9();
+        let r = pending.wait(Duration::from_secs(5));
+        r.expect_code(2);
+        let kill_after_start = killed_at.saturating_duration_since(started);
+        if kill_after_start > KILL_BY && discarded.len() + 1 < KILL_ATTEMPTS {
+            discarded.push(format!("{:.0}ms", ms(kill_after_start)));
+            continue;
+        }
+        let ended = started + r.elapsed;
+        break (
+            r,
+            ended.saturating_duration_since(killed_at),
+            socket_seen,
+            ended,
+        );
+    };
     measure(&format!(
-        "daemon_down killed_mid_lookup getent={:.1}ms after_kill={:.1}ms",
+        "daemon_down killed_mid_lookup getent={:.1}ms after_kill={:.1}ms \
+         discarded_attempts={discarded:?}",
         ms(r.elapsed),
         ms(after_kill)
     ));
