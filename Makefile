@@ -1,4 +1,5 @@
-# Distribution packages of oidcd. Everything else builds and tests with cargo and tests/run.
+# Distribution packages of oidcd, and the fuzz targets. Everything else builds and tests with
+# cargo and tests/run.
 #
 #   make packages        the .deb (cargo-deb) and the .rpm (cargo-generate-rpm), one build
 #   make deb | make rpm  one of them
@@ -9,6 +10,10 @@
 # DEB_VERSION=0.1.1-1 (RPM_VERSION=0.1.1) builds a package with another version: the upgrade
 # tests install one over the other.
 # NO_BUILD=1 packages what target/release already holds.
+#
+#   make fuzz-build      build every fuzz target (cargo-fuzz, nightly; see fuzz/README.md)
+#   make fuzz            run each target FUZZ_SECONDS (default 60) from its seeds; stops at the
+#                        first crash. FUZZ_TARGETS picks targets, FUZZ_ARGS adds libFuzzer flags.
 
 CARGO ?= cargo
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -21,7 +26,11 @@ DEB := $(TARGET_DIR)/debian/oidcd_$(DEB_VERSION)_$(DEB_ARCH).deb
 RPM := $(TARGET_DIR)/generate-rpm/oidcd-$(RPM_VERSION)-1.$(RPM_ARCH).rpm
 MAN_PAGES := oidcd.8 oidcctl.8 pam_oidc.8 nss_oidc.8 oidcd.toml.5
 
-.PHONY: packages deb rpm build man lint-packages test-packages
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= request_frame response_to_nss config claims id_token login_prompt
+FUZZ_ARGS ?=
+
+.PHONY: packages deb rpm build man lint-packages test-packages fuzz fuzz-build
 
 packages: deb rpm
 
@@ -63,3 +72,14 @@ lint-packages:
 
 test-packages:
 	tests/packages/run
+
+fuzz-build:
+	cd fuzz && $(CARGO) +nightly fuzz build
+
+# New inputs go to fuzz/corpus/<target> (ignored by git); fuzz/seeds/<target> is only read.
+fuzz: fuzz-build
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && \
+		$(CARGO) +nightly fuzz run $$t corpus/$$t seeds/$$t -- \
+			-dict=dict/$$t.dict -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) || exit 1; \
+	done

@@ -80,9 +80,12 @@ fn clean_qr(qr: &str) -> Option<String> {
 }
 
 fn is_displayable(c: char) -> bool {
-    // U+200E/U+200F marks, U+202A..U+202E embeddings and overrides, U+2066..U+2069 isolates.
-    let bidi =
-        matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    // Unicode's Bidi_Control set: U+061C (Arabic letter mark) and U+200E/U+200F marks,
+    // U+202A..U+202E embeddings and overrides, U+2066..U+2069 isolates.
+    let bidi = matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    );
     !c.is_control() && !bidi
 }
 
@@ -190,6 +193,23 @@ mod tests {
         assert!(text.contains("and enter the code: ABCD\n"), "{text:?}");
         assert!(text.contains("to log in to web01.\n"), "{text:?}");
         assert!(text.starts_with("██]0;x\n██\nVisit"), "{text:?}");
+    }
+
+    /// fuzz/login_prompt: U+061C ARABIC LETTER MARK, a bidirectional control like the
+    /// overrides, is removed from every field too.
+    #[test]
+    fn fuzz_arabic_letter_mark_is_cleaned() {
+        assert_eq!(clean("v\u{61c}pl"), "vpl");
+        let p = LoginPrompt {
+            verification_uri_complete: Some("https://idp.example\u{61c}/device".into()),
+            user_code: "v\u{61c}pl".into(),
+            host: "web\u{61c}01".into(),
+            qr: Some("\u{61c}██".into()),
+            ..prompt()
+        };
+        let text = login_prompt(&p, true);
+        assert!(!text.contains('\u{61c}'), "{text:?}");
+        assert!(text.contains("and enter the code: vpl\n"), "{text:?}");
     }
 
     /// Every line but the QR fits an 80-column terminal for a typical provider.

@@ -239,25 +239,27 @@ pub fn check_claims(claims: &Value, expect: &Expect<'_>) -> Result<(), Invalid> 
             .get(k)
             .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
     };
+    // Times are the provider's numbers: a float far out of range saturates to i64::MIN or
+    // MAX, so the differences below saturate too (fuzz/id_token found `now - exp` overflow).
     let exp = time("exp").ok_or_else(|| reject("ID token has no exp"))?;
     if expect.now - expect.skew >= exp {
         return Err(reject(format!(
             "ID token expired {}s ago",
-            expect.now - exp
+            expect.now.saturating_sub(exp)
         )));
     }
     let iat = time("iat").ok_or_else(|| reject("ID token has no iat"))?;
     if iat > expect.now + expect.skew {
         return Err(reject(format!(
             "ID token issued {}s in the future: check the clocks (login.clock_skew)",
-            iat - expect.now
+            iat.saturating_sub(expect.now)
         )));
     }
     if let Some(nbf) = time("nbf") {
         if nbf > expect.now + expect.skew {
             return Err(reject(format!(
                 "ID token not valid for another {}s",
-                nbf - expect.now
+                nbf.saturating_sub(expect.now)
             )));
         }
     }

@@ -291,6 +291,24 @@ fn times_with_skew() {
     rejected(&rs256(&c), "no exp");
 }
 
+/// fuzz/id_token: times far outside i64 (a float exp of -2.2e304 saturates to i64::MIN) are
+/// rejected with a message, not an overflow panic while writing "expired ...s ago".
+#[test]
+fn fuzz_out_of_range_times_are_rejected() {
+    let c = json!({"aud": "linux-login", "exp": -2.200060398172847e+304, "iat": 0,
+        "iss": "https://idp.example.test/realms/corp", "nbf": 0});
+    rejected(&rs256(&c), "expired");
+    let mut c = claims();
+    c["exp"] = json!(i64::MIN);
+    rejected(&rs256(&c), "expired");
+    let mut c = claims();
+    c["iat"] = json!(f64::MAX);
+    rejected(&rs256(&c), "future");
+    c["iat"] = json!(NOW);
+    c["nbf"] = json!(i64::MAX);
+    rejected(&rs256(&c), "not valid for another");
+}
+
 /// Garbage of every shape is a rejection, never a panic.
 #[test]
 fn malformed_tokens() {
