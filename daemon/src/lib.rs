@@ -11,6 +11,8 @@
 //! - [`state`]: what the handlers share: config, store, local accounts, answer cache.
 //! - [`clock`]: the one place that reads the time.
 //! - [`logging`]: one line per event on stderr, with journald priority prefixes.
+//! - [`small_file`]: reads the administrator's files (config, secret, CA) with a size cap,
+//!   refusing FIFOs and devices.
 //! - [`ctl`]: `oidcctl`, the administrator's command.
 #![deny(unsafe_code)]
 
@@ -24,5 +26,6 @@ pub mod logging;
 pub mod oidc;
 pub mod server;
 pub mod service;
+pub mod small_file;
 pub mod state;
 pub mod store;

@@ -186,6 +186,19 @@ impl IdRange {
         u64::from(self.max) - u64::from(self.min) + 1
     }
 
+    /// Number of IDs in the range that are not reserved ([`is_reserved_id`]): the ones the
+    /// allocator can hand out.
+    pub fn usable_len(&self) -> u64 {
+        let reserved: u64 = RESERVED_IDS
+            .iter()
+            .map(|&(lo, hi)| {
+                let (a, b) = (lo.max(self.min), hi.min(self.max));
+                if a <= b { u64::from(b - a) + 1 } else { 0 }
+            })
+            .sum();
+        self.len().saturating_sub(reserved)
+    }
+
     /// Never true for a checked range; here for clippy's `len_without_is_empty`.
     pub fn is_empty(&self) -> bool {
         self.max < self.min
@@ -274,8 +287,16 @@ pub const SUPPORTED_ALGS: &[&str] = &[
 /// IDs reserved whatever the ranges say: root, the system range, systemd's DynamicUser range,
 /// nobody and the (uid_t)-1 sentinels.
 pub fn is_reserved_id(id: u32) -> bool {
-    id < 1000 || (61184..=65519).contains(&id) || id == 65534 || id == 65535 || id >= 0xFFFF_FFFE
+    RESERVED_IDS.iter().any(|&(lo, hi)| (lo..=hi).contains(&id))
 }
+
+/// The reserved IDs of [`is_reserved_id`], as disjoint inclusive ranges.
+const RESERVED_IDS: [(u32, u32); 4] = [
+    (0, 999),
+    (61184, 65519),
+    (65534, 65535),
+    (0xFFFF_FFFE, u32::MAX),
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -352,10 +373,13 @@ impl Default for Config {
     }
 }
 
+/// Largest configuration file read.
+pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;
+
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::small_file::read_to_string(path, MAX_CONFIG_LEN).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line: None,

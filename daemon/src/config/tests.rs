@@ -498,6 +498,22 @@ fn secret_file_missing_empty_or_readable() {
         "provider.client_secret_file",
     );
     assert!(e.message.contains("0644"), "{e}");
+
+    // A FIFO would block the daemon's read until someone writes to it.
+    let fifo = dir.0.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let e = one_error(
+        &provider(&format!("client_secret_file = \"{}\"", fifo.display())),
+        "provider.client_secret_file",
+    );
+    assert!(e.message.contains("not a regular file"), "{e}");
+}
+
+/// A configuration path that is not a regular file is refused at once, not read forever.
+#[test]
+fn config_that_is_not_a_regular_file_is_refused() {
+    let e = Config::load(Path::new("/dev/zero")).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
 }
 
 /// client_auth basic or post without any secret is refused.
@@ -672,6 +688,30 @@ fn small_ranges() {
     assert!(e.message.contains("fewer than 1000"), "{e}");
     let c = parse("[mapping]\nuid_min = 100000\nuid_max = 100999\n").unwrap();
     assert_eq!(c.mapping.uids.len(), 1000);
+}
+
+/// Reserved IDs do not count towards the 1000 (fuzz/config property): a range inside systemd's
+/// DynamicUser range, where no ID could ever be allocated, is refused; one overlapping it with
+/// 1000 other IDs is accepted.
+#[test]
+fn ranges_count_only_usable_ids() {
+    let e = one_error(
+        "[mapping]\nuid_min = 61184\nuid_max = 65519\n",
+        "mapping.uid_max",
+    );
+    assert!(e.message.contains("fewer than 1000"), "{e}");
+    one_error(
+        "[mapping]\ngid_min = 60500\ngid_max = 65600\n",
+        "mapping.gid_max",
+    );
+    let c = parse("[mapping]\nuid_min = 60000\nuid_max = 65999\n").unwrap();
+    assert_eq!(c.mapping.uids.usable_len(), 6000 - 4336 - 2);
+    for id in [
+        999, 1000, 61183, 61184, 65519, 65520, 65533, 65534, 65535, 65536,
+    ] {
+        let one = IdRange { min: id, max: id };
+        assert_eq!(one.usable_len(), u64::from(!is_reserved_id(id)), "{id}");
+    }
 }
 
 /// IDs that do not fit a uid_t, or are its -1/-2 sentinels, are refused.

@@ -14,6 +14,9 @@ use super::raw::{RawConfig, S};
 use super::*;
 use crate::identity::names;
 
+/// Largest `client_secret_file` read.
+const MAX_SECRET_FILE_LEN: u64 = 64 * 1024;
+
 pub(super) struct Validator<'r, 'a> {
     pub(super) r: &'r mut Reporter<'a>,
     pub(super) mode: u32,
@@ -259,7 +262,7 @@ impl Validator<'_, '_> {
                 ),
             );
         }
-        match std::fs::read_to_string(path) {
+        match crate::small_file::read_to_string(path, MAX_SECRET_FILE_LEN) {
             Ok(s) if !s.trim().is_empty() => Some(Secret(s.trim().to_string())),
             Ok(_) => {
                 self.r
@@ -543,11 +546,13 @@ impl Validator<'_, '_> {
             );
             return None;
         }
-        if (IdRange { min: lo, max: hi }).len() < 1000 {
+        // Reserved IDs are skipped when allocating, so only the others count: a range inside
+        // systemd's 61184-65519 would hold no usable ID at all.
+        if (IdRange { min: lo, max: hi }).usable_len() < 1000 {
             self.r.at(
                 span(max).or(span(min)),
                 &kmax,
-                format!("the range {lo}-{hi} holds fewer than 1000 IDs: hash collisions would be frequent"),
+                format!("the range {lo}-{hi} holds fewer than 1000 IDs that are not reserved (61184-65519, 65534 and 65535 are never used): hash collisions would be frequent"),
             );
             return None;
         }

@@ -14,6 +14,8 @@ use crate::config::{ClientAuth, ProviderConfig};
 
 /// Largest response body read from the provider.
 const MAX_BODY: u64 = 1024 * 1024;
+/// Largest `ca_file` read (a full system bundle is about 200 KB).
+const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -26,7 +28,7 @@ pub fn client(p: &ProviderConfig) -> Result<reqwest::blocking::Client, OidcError
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("oidcd/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &p.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
+        let pem = crate::small_file::read(path, MAX_CA_FILE_LEN).map_err(|e| {
             OidcError::Config(format!("cannot read ca_file {}: {e}", path.display()))
         })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
