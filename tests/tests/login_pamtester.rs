@@ -3,10 +3,15 @@
 //! PAM succeeds; every way the approval can go wrong ends in a PAM failure with its own
 //! message, and the PAM account phase follows the daemon's later decisions.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use oidcd_tests::pam::{self, Approver, PamLogin, Pamtester, SERVICE};
-use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, measure, median, ms, wait_until};
+use oidcd_tests::util;
+use oidcd_tests::{
+    Daemon, DaemonConfig, Namespace, Provider, bob_claims, measure, median, ms, wait_until,
+};
+use serde_json::json;
 
 /// pam_strerror texts pamtester prints.
 const AUTH_ERR: &str = "Authentication failure";
@@ -376,6 +381,65 @@ fn killed_pam_conversation_cancels_the_login_and_stops_polling() {
         ms(at_prompt),
         ms(waiting)
     ));
+}
+
+/// With `access.max_login_age_days = 30`: a login through the provider 31 days ago no longer
+/// passes the PAM account phase (what SSH public keys and sudo rely on), with a message saying
+/// how to get in again; a new login through the provider restores it; an imported user who
+/// never logged in through the provider is refused from the start.
+#[test]
+fn account_phase_refuses_a_login_older_than_max_login_age_until_the_next() {
+    let op = provider();
+    let ns = namespace();
+    let mut cfg = config(&op);
+    cfg.set("access", "max_login_age_days", "30");
+    let d = Daemon::start(&ns, &cfg);
+    PamLogin::new(&ns, SERVICE, "alice")
+        .ops(&["authenticate", "acct_mgmt"])
+        .approved_by(Approver::user(&op, "alice"))
+        .run()
+        .expect_success();
+    pam::pamtester(&ns, SERVICE, "alice", &["acct_mgmt"]).expect_ok();
+
+    // Her last login moves 31 days into the past (as if the daemon had been running since).
+    let aged = util::run(Command::new(util::python3()).args([
+        "-c",
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+         c.execute(\"UPDATE users SET last_login_at = last_login_at - 31 * 86400 WHERE name = 'alice'\"); \
+         c.commit()",
+        &d.db_path().to_string_lossy(),
+    ]));
+    aged.expect_ok();
+    let denied = pam::pamtester(&ns, SERVICE, "alice", &["acct_mgmt"]);
+    assert_ne!(denied.code(), 0, "{denied}");
+    let out = format!("{}{}", denied.stdout, denied.stderr);
+    assert!(out.contains(PERM_DENIED), "{denied}");
+    assert!(
+        out.contains(
+            "the last login through the identity provider was 31 days ago, and \
+             access.max_login_age_days is 30"
+        ),
+        "{denied}"
+    );
+    assert!(d.logs().contains("account alice refused"), "{}", d.logs());
+    // She still resolves: only the logins that do not ask the provider are refused.
+    ns.getent("passwd", &["alice"]).expect_ok();
+
+    PamLogin::new(&ns, SERVICE, "alice")
+        .ops(&["authenticate", "acct_mgmt"])
+        .approved_by(Approver::user(&op, "alice"))
+        .run()
+        .expect_success();
+    pam::pamtester(&ns, SERVICE, "alice", &["acct_mgmt"]).expect_ok();
+
+    d.import(&json!([bob_claims()])).expect_ok();
+    let never = pam::pamtester(&ns, SERVICE, "bob", &["acct_mgmt"]);
+    assert_ne!(never.code(), 0, "{never}");
+    assert!(
+        format!("{}{}", never.stdout, never.stderr)
+            .contains("no login through the identity provider yet"),
+        "{never}"
+    );
 }
 
 /// PAM account after a login: allowed; denied (with the reason) once a SIGHUP'd

@@ -3,7 +3,8 @@
 //! A user oidcd created is allowed while the claims from their last login still pass the
 //! access gates of the current configuration (so removing a group from `allowed_groups`, or
 //! the user from it at their next login, locks them out); a removed user is unknown; a linked
-//! local account is allowed while the link exists.
+//! local account is allowed while the link exists. With `access.max_login_age_days`, a user whose
+//! last login through the provider is older (or who never had one) is refused until the next.
 
 use oidc_proto::Response;
 use oidc_proto::types::AccountStatus;
@@ -15,21 +16,26 @@ use crate::state::State;
 pub fn check(state: &State, user: &str) -> Response {
     let cfg = state.config();
     let found = state.with_store(|s| {
-        let claims = s.user_record(user)?.map(|r| r.claims);
+        let record = s.user_record(user)?.map(|r| (r.claims, r.last_login_at));
         let link = s.link_of(user)?;
-        Ok((claims, link))
+        Ok((record, link))
     });
     let account = match found {
         Err(reason) => return Response::Unavailable { reason },
-        Ok((Some(claims), _)) => match mapping::check_access(&claims, &cfg) {
-            Ok(()) => AccountStatus::Allowed,
-            Err(r) => {
-                log::warn!("account {user} refused: {r}");
-                AccountStatus::Denied {
-                    message: format!("access refused: {r}"),
+        Ok((Some((claims, last_login)), _)) => {
+            let refused = mapping::check_access(&claims, &cfg)
+                .map_err(|r| format!("access refused: {r}"))
+                .and_then(|()| {
+                    login_age_ok(last_login, cfg.access.max_login_age_days, state.clock.now())
+                });
+            match refused {
+                Ok(()) => AccountStatus::Allowed,
+                Err(message) => {
+                    log::warn!("account {user} refused: {message}");
+                    AccountStatus::Denied { message }
                 }
             }
-        },
+        }
         Ok((None, Some(link))) => {
             let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
             if link.issuer == issuer {
@@ -43,4 +49,68 @@ pub fn check(state: &State, user: &str) -> Response {
         Ok((None, None)) => AccountStatus::Unknown,
     };
     Response::Account { account }
+}
+
+/// `access.max_login_age_days`: whether the last login through the provider (`None`: never,
+/// e.g. an imported user) is recent enough at `now` (Unix seconds); the refusal says what to do.
+fn login_age_ok(last_login: Option<i64>, max_days: u32, now: i64) -> Result<(), String> {
+    if max_days == 0 {
+        return Ok(());
+    }
+    let again = "log in through the identity provider again (the device code prompt; over SSH: \
+                 ssh -o PubkeyAuthentication=no)";
+    let Some(at) = last_login else {
+        return Err(format!(
+            "no login through the identity provider yet, and access.max_login_age_days is \
+             {max_days}: {again}"
+        ));
+    };
+    let age_days = now.saturating_sub(at).max(0) / 86_400;
+    if age_days >= i64::from(max_days) {
+        return Err(format!(
+            "the last login through the identity provider was {age_days} days ago, and \
+             access.max_login_age_days is {max_days}: {again}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_age_ok;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn no_limit_allows_everyone() {
+        assert_eq!(login_age_ok(None, 0, NOW), Ok(()));
+        assert_eq!(login_age_ok(Some(0), 0, NOW), Ok(()));
+    }
+
+    #[test]
+    fn the_limit_counts_whole_days() {
+        assert_eq!(login_age_ok(Some(NOW), 30, NOW), Ok(()));
+        assert_eq!(login_age_ok(Some(NOW - 30 * DAY + 1), 30, NOW), Ok(()));
+        let e = login_age_ok(Some(NOW - 30 * DAY), 30, NOW).unwrap_err();
+        assert!(e.contains("was 30 days ago"), "{e}");
+        assert!(e.contains("ssh -o PubkeyAuthentication=no"), "{e}");
+        // A clock set back (a login "in the future") is not held against anyone.
+        assert_eq!(login_age_ok(Some(NOW + DAY), 1, NOW), Ok(()));
+    }
+
+    #[test]
+    fn never_logged_in_is_refused_under_a_limit() {
+        let e = login_age_ok(None, 7, NOW).unwrap_err();
+        assert!(
+            e.starts_with("no login through the identity provider yet"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        assert!(login_age_ok(Some(i64::MIN), 1, i64::MAX).is_err());
+        assert_eq!(login_age_ok(Some(i64::MAX), 1, i64::MIN), Ok(()));
+    }
 }

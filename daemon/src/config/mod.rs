@@ -155,6 +155,10 @@ pub struct AccessConfig {
     /// Let an existing local account whose name equals the mapped name log in when the
     /// provider says the email (local part = name) is verified. Off: only `oidcctl link`.
     pub link_by_email: bool,
+    /// Days after a user's last login through the provider after which the PAM account check
+    /// refuses them (SSH keys, sudo, su) until they log in through the provider again; 0: no
+    /// limit.
+    pub max_login_age_days: u32,
 }
 
 /// How UIDs are chosen.
@@ -319,6 +323,7 @@ impl Default for Config {
                 admin_groups: Vec::new(),
                 admin_local_groups: vec!["sudo".into()],
                 link_by_email: false,
+                max_login_age_days: 0,
             },
             mapping: MappingConfig {
                 lowercase_names: true,

@@ -57,6 +57,7 @@ pub(crate) struct RawAccess {
     pub admin_groups: S<Vec<String>>,
     pub admin_local_groups: S<Vec<String>>,
     pub link_by_email: S<bool>,
+    pub max_login_age_days: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

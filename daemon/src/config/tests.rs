@@ -201,6 +201,7 @@ require_email_verified = true
 admin_groups = ["ops"]
 admin_local_groups = ["wheel", "adm"]
 link_by_email = true
+max_login_age_days = 30
 
 [mapping]
 lowercase_names = false
@@ -267,6 +268,7 @@ max_logins_in_progress = 8
             admin_groups: vec!["ops".into()],
             admin_local_groups: vec!["wheel".into(), "adm".into()],
             link_by_email: true,
+            max_login_age_days: 30,
         },
         mapping: MappingConfig {
             lowercase_names: false,

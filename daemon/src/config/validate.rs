@@ -383,6 +383,13 @@ impl Validator<'_, '_> {
         if let Some(v) = &a.link_by_email {
             c.access.link_by_email = *v.get_ref();
         }
+        self.count(
+            &a.max_login_age_days,
+            "access.max_login_age_days",
+            0,
+            36_500,
+            &mut c.access.max_login_age_days,
+        );
     }
 
     fn mapping(&mut self, raw: &RawConfig, c: &mut Config) {
