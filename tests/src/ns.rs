@@ -319,6 +319,19 @@ impl Namespace {
         let p = self.host_path(path);
         util::wait_until(timeout, || p.exists())
     }
+
+    /// Spawns `cmd` (a stand-in server made with [`Self::command`]) and waits up to 10 s for
+    /// it to create `socket` (as seen inside); panics with what it printed if it does not.
+    pub fn spawn_server(&self, cmd: &mut Command, socket: &str) -> util::Spawned {
+        let server = util::spawn(cmd, None);
+        if !self.wait_for_path(socket, Duration::from_secs(10)) {
+            panic!(
+                "the stand-in server never created {socket}:\n{}",
+                server.wait(Duration::from_secs(1))
+            );
+        }
+        server
+    }
 }
 
 impl Default for Namespace {

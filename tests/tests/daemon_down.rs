@@ -285,13 +285,7 @@ fn socket_not_served_by_root_is_not_trusted() {
         FAKE_DAEMON,
         "/run/oidcd/socket",
     ]);
-    let fake = util::spawn(&mut cmd, None);
-    if !ns.wait_for_path("/run/oidcd/socket", Duration::from_secs(10)) {
-        panic!(
-            "the fake daemon did not start:\n{}",
-            fake.wait(Duration::from_secs(1))
-        );
-    }
+    let fake = ns.spawn_server(&mut cmd, "/run/oidcd/socket");
 
     // The fake answers (so a refusal below is the module's doing).
     let mut s = std::os::unix::net::UnixStream::connect(ns.host_path("/run/oidcd/socket"))

@@ -13,8 +13,6 @@
 //! The modules' own version-mismatch messages are checked by their unit tests: there is no
 //! syslog to read in the test namespace.
 
-use std::time::Duration;
-
 use oidcd_tests::pam::{self, PamLogin, SERVICE};
 use oidcd_tests::util::{self, Spawned};
 use oidcd_tests::{Namespace, measure, ms};
@@ -69,14 +67,7 @@ fn newer_daemon(ns: &Namespace, mode: &str) -> (Spawned, std::path::PathBuf) {
         mode,
         "/run/oidcd/requests.jsonl",
     ]);
-    let fake = util::spawn(&mut cmd, None);
-    if !ns.wait_for_path("/run/oidcd/socket", Duration::from_secs(10)) {
-        panic!(
-            "the version-2 stand-in did not start:\n{}",
-            fake.wait(Duration::from_secs(1))
-        );
-    }
-    (fake, seen)
+    (ns.spawn_server(&mut cmd, "/run/oidcd/socket"), seen)
 }
 
 /// The checks shared by both kinds of newer daemon.
