@@ -79,14 +79,13 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
                         l.local_name.clone(),
                         l.sub.clone(),
                         l.issuer.clone(),
-                        l.last_login_at
-                            .map_or_else(|| "never".into(), |t| t.to_string()),
+                        l.last_login_at.map_or_else(|| "never".into(), when),
                     ]
                 })
                 .collect();
             table(
                 out,
-                &["LOCAL ACCOUNT", "SUB", "ISSUER", "LAST LOGIN (unix time)"],
+                &["LOCAL ACCOUNT", "SUB", "ISSUER", "LAST LOGIN"],
                 &rows,
             )?;
             writeln!(out, "{} link(s)", links.len())
@@ -111,8 +110,7 @@ fn user_table(out: &mut impl Write, users: &[UserRecord]) -> io::Result<()> {
                     groups.join(",")
                 },
                 u.source.clone(),
-                u.last_login_at
-                    .map_or_else(|| "never".into(), |t| t.to_string()),
+                u.last_login_at.map_or_else(|| "never".into(), when),
             ]
         })
         .collect();
@@ -123,7 +121,7 @@ fn user_table(out: &mut impl Write, users: &[UserRecord]) -> io::Result<()> {
             "UID",
             "GROUPS (*=admin local)",
             "SOURCE",
-            "LAST LOGIN (unix time)",
+            "LAST LOGIN",
         ],
         &rows,
     )?;
@@ -169,13 +167,12 @@ fn user_details(out: &mut impl Write, u: &UserRecord) -> io::Result<()> {
         }
     )?;
     writeln!(out, "source:         {}", u.source)?;
-    writeln!(out, "created:        {}", u.created_at)?;
-    writeln!(out, "updated:        {}", u.updated_at)?;
+    writeln!(out, "created:        {}", when(u.created_at))?;
+    writeln!(out, "updated:        {}", when(u.updated_at))?;
     writeln!(
         out,
         "last login:     {}",
-        u.last_login_at
-            .map_or_else(|| "never".into(), |t| t.to_string())
+        u.last_login_at.map_or_else(|| "never".into(), when)
     )?;
     if !u.claims.is_null() {
         writeln!(out, "claims:         {}", serde_json::to_string(&u.claims)?)?;
@@ -224,8 +221,8 @@ fn group_details(out: &mut impl Write, g: &GroupRecord) -> io::Result<()> {
         g.unix.gid,
         g.unix.members.join(",")
     )?;
-    writeln!(out, "created:        {}", g.created_at)?;
-    writeln!(out, "updated:        {}", g.updated_at)
+    writeln!(out, "created:        {}", when(g.created_at))?;
+    writeln!(out, "updated:        {}", when(g.updated_at))
 }
 
 fn table<const N: usize>(
@@ -263,5 +260,42 @@ fn duration(secs: u64) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// A Unix time as the local date and time with its UTC offset (`--json` keeps the number); the
+/// number itself when it is out of the calendar's range.
+fn when(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map_or_else(
+        || unix.to_string(),
+        |t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+
+    #[test]
+    fn times_are_dates_with_an_offset() {
+        let t = when(1_796_047_003);
+        // 2026-12-01 in any time zone from UTC-12 to UTC+14 starts with 2026-1.
+        assert!(t.starts_with("2026-1"), "{t}");
+        let offset = &t[t.len() - 6..];
+        assert!(
+            offset.starts_with('+') || offset.starts_with('-'),
+            "{t}: no UTC offset"
+        );
+        assert_eq!(t.len(), "2026-11-30 13:56:43 +00:00".len(), "{t}");
+    }
+
+    #[test]
+    fn out_of_range_times_stay_numbers() {
+        assert_eq!(when(i64::MAX), i64::MAX.to_string());
+        assert_eq!(when(i64::MIN), i64::MIN.to_string());
     }
 }
