@@ -20,14 +20,21 @@
 //   invalid_client  token endpoint answers 401 invalid_client
 import http from 'node:http';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 
 const PORT = Number(process.env.MOCK_PORT || 9500);
 const FAULT = process.env.MOCK_FAULT || 'none';
 const ISSUER = `http://127.0.0.1:${PORT}`;
 const CLIENT = process.env.MOCK_CLIENT || 'pam-oidc';
 
-const key = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const rogue = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+// Fixed test keys (see test-keys.json for why they are not generated here).
+const fixtures = JSON.parse(fs.readFileSync(new URL('./test-keys.json', import.meta.url), 'utf8'));
+const keyPair = (k) => {
+  const privateKey = crypto.createPrivateKey({ key: k, format: 'jwk' });
+  return { privateKey, publicKey: crypto.createPublicKey(privateKey) };
+};
+const key = keyPair(fixtures.mock);
+const rogue = keyPair(fixtures.rogue);
 const jwk = { ...key.publicKey.export({ format: 'jwk' }), kid: 'mock-1', use: 'sig', alg: 'RS256' };
 
 const b64 = (b) => Buffer.from(b).toString('base64url');

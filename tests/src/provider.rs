@@ -22,8 +22,9 @@ use crate::paths;
 use crate::tls::Tls;
 use crate::util::{self, Run, TempDir};
 
-/// How long one start of the provider may take to print READY: 0.65 s idle, 1.4 s median and
-/// 3.1 s at worst with four starting at once on two cores.
+/// How long one start of the provider may take to print READY: 0.27–0.33 s idle with the fixed
+/// test keys (0.65 s when it generated keys, 3.1 s at worst with four starting at once on two
+/// cores).
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The confidential client registered at the provider.
@@ -62,9 +63,9 @@ impl Provider {
     /// the same), serving HTTPS with `tls`'s server certificate when given, and waits for READY.
     ///
     /// A start that has not printed READY within [`START_TIMEOUT`] is killed and tried once
-    /// more: one CI run saw a node stay silent for 20 s where 0.4–3 s is the rule. What the
-    /// stuck process was doing goes to stderr and to a MEASURE line, so a second sighting can
-    /// be diagnosed instead of retried blindly.
+    /// more, and what the stuck process was doing goes to stderr and to a MEASURE line. This
+    /// caught the one known cause, since removed: Node 20 deadlocking in `generateKeyPairSync`
+    /// when a garbage collection ran inside it (the providers now load `test-keys.json`).
     pub fn start_on(port: u16, env: &[(&str, &str)], tls: Option<&Tls>) -> Self {
         let op = paths::op_dir();
         assert!(
