@@ -110,6 +110,14 @@ pub fn approve_script() -> PathBuf {
     tests_dir().join("tools/approve_device.py")
 }
 
+/// The source of `tests/tools/fake_daemon.py`, a stand-in for oidcd on a socket (see its
+/// docstring), for `python3 -c`: the tests run it as users who may not be able to read the
+/// checkout.
+pub fn fake_daemon_source() -> String {
+    let path = tests_dir().join("tools/fake_daemon.py");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The multiarch library directory glibc loads NSS modules from (`/usr/lib/x86_64-linux-gnu`).
 pub fn multiarch_lib_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -214,21 +214,29 @@ pub fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration
     spawn(cmd, input).wait(timeout)
 }
 
+/// Starts `cmd` with `stdin`, stdout and stderr piped, dying with this thread; returns it with
+/// its description and when it started.
+fn start_piped(cmd: &mut Command, stdin: Stdio) -> (Child, String, Instant) {
+    let cmdline = describe(cmd);
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    kill_with_parent(cmd);
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
+    (child, cmdline, start)
+}
+
 /// Starts `cmd` in the background with its output captured; [`Spawned::wait`] collects it.
 pub fn spawn(cmd: &mut Command, input: Option<&[u8]>) -> Spawned {
-    let cmdline = describe(cmd);
-    cmd.stdin(if input.is_some() {
+    let stdin = if input.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    kill_with_parent(cmd);
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
+    };
+    let (mut child, cmdline, start) = start_piped(cmd, stdin);
     if let (Some(mut stdin), Some(data)) = (child.stdin.take(), input) {
         let data = data.to_vec();
         std::thread::spawn(move || {
@@ -402,15 +410,7 @@ struct Captured {
 impl Interactive {
     /// Starts `cmd` with all three standard streams piped.
     pub fn spawn(cmd: &mut Command) -> Self {
-        let cmdline = describe(cmd);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        kill_with_parent(cmd);
-        let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmdline}: {e}"));
+        let (mut child, cmdline, start) = start_piped(cmd, Stdio::piped());
         let output = std::sync::Arc::new(Captured::default());
         for (pipe, is_err) in [
             (

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use oidcd_tests::paths;
 use oidcd_tests::util::{self, Spawned};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, NssMode, alice_claims, measure, median, ms};
 use serde_json::json;
@@ -241,32 +242,6 @@ fn killed_daemon_mid_lookup_answers_unavailable_quickly() {
     local_accounts_resolve(&ns);
 }
 
-/// A fake daemon run by a non-root user that answers every lookup with a uid-0 entry.
-const FAKE_DAEMON: &str = r#"
-import json, os, socket, struct, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX)
-s.bind(path)
-os.chmod(path, 0o666)
-s.listen(16)
-print("READY", flush=True)
-while True:
-    c, _ = s.accept()
-    try:
-        n = struct.unpack(">I", c.recv(4))[0]
-        body = b""
-        while len(body) < n:
-            body += c.recv(n - len(body))
-        name = json.loads(body)["body"].get("name", "mallory")
-        out = json.dumps({"version": 1, "body": {"type": "user", "name": name, "uid": 0,
-            "gid": 0, "gecos": "", "home": "/root", "shell": "/bin/sh"}}).encode()
-        c.sendall(struct.pack(">I", len(out)) + out)
-    except Exception as e:
-        print(e, file=sys.stderr)
-    finally:
-        c.close()
-"#;
-
 /// While oidcd is down, a socket at the module's path that is not root's (owned by another
 /// user, or root-owned but served by another user's process) is never trusted: its uid-0
 /// answer for "mallory" is refused and the lookup says "unavailable".
@@ -281,9 +256,14 @@ fn socket_not_served_by_root_is_not_trusted() {
         "--clear-groups",
         "--",
         util::python3(),
+    ]);
+    // Version 1, like the modules: only the socket's owner and server tell it from oidcd.
+    cmd.args([
         "-c",
-        FAKE_DAEMON,
+        &paths::fake_daemon_source(),
         "/run/oidcd/socket",
+        "1",
+        "entries",
     ]);
     let fake = ns.spawn_server(&mut cmd, "/run/oidcd/socket");
 

@@ -187,63 +187,59 @@ fn another_person_approving_fails_and_names_them() {
     assert_no_user(&ns, "bob");
 }
 
+/// Sets `[access] key = value`, has `user` approve their own login, and checks that it fails
+/// with `message` shown, that the daemon's log holds `logged`, and that no user was created.
+fn refused_by_access_gate(key: &str, value: &str, user: &str, message: &str, logged: &str) {
+    let op = provider();
+    let ns = namespace();
+    let mut cfg = config(&op);
+    cfg.set("access", key, value);
+    let d = Daemon::start(&ns, &cfg);
+    let login = PamLogin::new(&ns, SERVICE, user)
+        .approved_by(Approver::user(&op, user))
+        .run();
+    login.expect_failure(message).expect_failure(AUTH_ERR);
+    assert!(d.logs().contains(logged), "{}", d.logs());
+    assert_no_user(&ns, user);
+}
+
 /// With `allowed_groups = ["oidc-admins"]`, bob (only in developers) is refused with the
 /// allowed-groups message.
 #[test]
 fn user_outside_allowed_groups_is_refused() {
-    let op = provider();
-    let ns = namespace();
-    let mut cfg = config(&op);
-    cfg.set("access", "allowed_groups", "[\"oidc-admins\"]");
-    let d = Daemon::start(&ns, &cfg);
-    let login = PamLogin::new(&ns, SERVICE, "bob")
-        .approved_by(Approver::user(&op, "bob"))
-        .run();
-    login
-        .expect_failure("not a member of any group in access.allowed_groups")
-        .expect_failure(AUTH_ERR);
-    assert!(d.logs().contains("login bob (service oidc-test) refused"));
-    assert_no_user(&ns, "bob");
+    refused_by_access_gate(
+        "allowed_groups",
+        "[\"oidc-admins\"]",
+        "bob",
+        "not a member of any group in access.allowed_groups",
+        "login bob (service oidc-test) refused",
+    );
 }
 
 /// With `allowed_email_domains = ["example.com"]`, alice (example.test) is refused with the
 /// email-domain message.
 #[test]
 fn email_domain_not_allowed_is_refused() {
-    let op = provider();
-    let ns = namespace();
-    let mut cfg = config(&op);
-    cfg.set("access", "allowed_email_domains", "[\"example.com\"]");
-    let d = Daemon::start(&ns, &cfg);
-    let login = PamLogin::new(&ns, SERVICE, "alice")
-        .approved_by(Approver::user(&op, "alice"))
-        .run();
-    login
-        .expect_failure(
-            "\"alice@example.test\" is not in a domain listed in access.allowed_email_domains",
-        )
-        .expect_failure(AUTH_ERR);
-    assert!(d.logs().contains("allowed_email_domains"), "{}", d.logs());
-    assert_no_user(&ns, "alice");
+    refused_by_access_gate(
+        "allowed_email_domains",
+        "[\"example.com\"]",
+        "alice",
+        "\"alice@example.test\" is not in a domain listed in access.allowed_email_domains",
+        "allowed_email_domains",
+    );
 }
 
 /// With `require_email_verified = true`, bob (email not verified) is refused with that
 /// message.
 #[test]
 fn unverified_email_is_refused_when_required() {
-    let op = provider();
-    let ns = namespace();
-    let mut cfg = config(&op);
-    cfg.set("access", "require_email_verified", "true");
-    let d = Daemon::start(&ns, &cfg);
-    let login = PamLogin::new(&ns, SERVICE, "bob")
-        .approved_by(Approver::user(&op, "bob"))
-        .run();
-    login
-        .expect_failure("email address not verified by the provider")
-        .expect_failure(AUTH_ERR);
-    assert!(d.logs().contains("require_email_verified"), "{}", d.logs());
-    assert_no_user(&ns, "bob");
+    refused_by_access_gate(
+        "require_email_verified",
+        "true",
+        "bob",
+        "email address not verified by the provider",
+        "require_email_verified",
+    );
 }
 
 /// No provider listening at all: the login fails at once, before any prompt, as

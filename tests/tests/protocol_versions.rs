@@ -14,56 +14,25 @@
 //! syslog to read in the test namespace.
 
 use oidcd_tests::pam::{self, PamLogin, SERVICE};
+use oidcd_tests::paths;
 use oidcd_tests::util::{self, Spawned};
 use oidcd_tests::{Namespace, measure, ms};
 
 /// What pamtester prints for PAM_AUTHINFO_UNAVAIL.
 const AUTHINFO_UNAVAIL: &str = "Authentication service cannot retrieve authentication info";
 
-/// A daemon of protocol version 2, run as root on the socket path given first; the second
-/// argument says how it answers: `refuses` (unsupported_version, supported [2]) or `answers`
-/// (a version-2 envelope around an entry with uid 0 for whatever was asked). Every request it
-/// receives is appended, one JSON line each, to the file given third.
-const NEWER_DAEMON: &str = r#"
-import json, os, socket, struct, sys
-path, mode, seen = sys.argv[1], sys.argv[2], sys.argv[3]
-s = socket.socket(socket.AF_UNIX)
-s.bind(path)
-os.chmod(path, 0o666)
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    try:
-        n = struct.unpack(">I", c.recv(4))[0]
-        body = b""
-        while len(body) < n:
-            body += c.recv(n - len(body))
-        with open(seen, "a") as f:
-            f.write(body.decode() + "\n")
-        req = json.loads(body)["body"]
-        if mode == "refuses":
-            out = {"type": "unsupported_version", "supported": [2]}
-        elif req["type"].startswith("get_group"):
-            out = {"type": "group", "name": req.get("name", "developers"), "gid": 0, "members": []}
-        else:
-            out = {"type": "user", "name": req.get("name", req.get("user", "alice")), "uid": 0,
-                   "gid": 0, "gecos": "", "home": "/root", "shell": "/bin/sh"}
-        out = json.dumps({"version": 2, "body": out}).encode()
-        c.sendall(struct.pack(">I", len(out)) + out)
-    except Exception as e:
-        print(e, file=sys.stderr, flush=True)
-    finally:
-        c.close()
-"#;
-
-/// Starts the version-2 stand-in in `ns` and returns it with the path of its request log.
+/// Starts a protocol-version-2 stand-in (`tests/tools/fake_daemon.py`, run as root) in `ns`
+/// answering as `mode` says: `refuses` (unsupported_version, supported [2]) or `entries` (a
+/// version-2 envelope around a uid-0 entry for whatever was asked). Returns it with the path
+/// of the log of the requests it received.
 fn newer_daemon(ns: &Namespace, mode: &str) -> (Spawned, std::path::PathBuf) {
     let seen = ns.host_path("/run/oidcd/requests.jsonl");
     let mut cmd = ns.command(util::python3());
     cmd.args([
         "-c",
-        NEWER_DAEMON,
+        &paths::fake_daemon_source(),
         "/run/oidcd/socket",
+        "2",
         mode,
         "/run/oidcd/requests.jsonl",
     ]);
@@ -126,5 +95,5 @@ fn old_modules_facing_a_daemon_that_refuses_their_version_fail_closed() {
 /// an answer from a version they do not speak.
 #[test]
 fn old_modules_never_use_a_version_2_answer() {
-    old_modules_refuse_a_newer_daemon("answers");
+    old_modules_refuse_a_newer_daemon("entries");
 }
