@@ -382,3 +382,41 @@ impl State {
         lock(&self.provisional).entries.remove(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database that cannot be opened is tried again once [`REOPEN_EVERY`] has passed since
+    /// the last try, without a SIGHUP, and not before: the README's "retried every 10 s".
+    #[test]
+    fn broken_store_is_retried_after_the_interval() {
+        let dir = std::env::temp_dir().join(format!("oidcd-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cfg = Config::default();
+        // Its directory does not exist yet: opening fails.
+        cfg.cache.db_path = dir.join("db/cache.db");
+        let local = LocalAccounts::from_paths(&dir.join("passwd"), &dir.join("group"));
+        let state = State::new(cfg, local, Clock::fixed(0));
+        assert!(state.store_error().is_some());
+
+        std::fs::create_dir(dir.join("db")).unwrap();
+        assert!(
+            state.with_store(|s| s.counts()).is_err(),
+            "reopened before the interval"
+        );
+        if let StoreSlot::Broken(_, tried) = &mut *lock(&state.store) {
+            *tried = Instant::now().checked_sub(REOPEN_EVERY).unwrap();
+        }
+        assert!(state.with_store(|s| s.counts()).is_ok());
+        assert!(state.store_error().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The interval the README states.
+    #[test]
+    fn reopen_interval_is_ten_seconds() {
+        assert_eq!(REOPEN_EVERY, Duration::from_secs(10));
+    }
+}
