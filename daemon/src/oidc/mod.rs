@@ -80,7 +80,9 @@ impl OidcError {
         match error {
             Some(e) => Self::Provider {
                 status,
-                error: e.chars().take(100).collect(),
+                // Both reach the log and the user's screen: no control characters (a
+                // provider must not be able to write terminal escapes or forge log lines).
+                error: e.chars().filter(|c| !c.is_control()).take(100).collect(),
                 description: body
                     .get("error_description")
                     .and_then(serde_json::Value::as_str)
@@ -89,5 +91,28 @@ impl OidcError {
             None if status >= 500 => Self::Unreachable(format!("HTTP {status}")),
             None => Self::InvalidResponse(format!("HTTP {status} without an OAuth error code")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A provider's `error` and `error_description` lose their control characters (found by
+    /// the `provider_answers` fuzz target's property: terminal escapes in the error code).
+    #[test]
+    fn provider_error_text_has_no_control_characters() {
+        let e = OidcError::from_body(
+            400,
+            &json!({"error": "bad\u{1b}[2J\ncode", "error_description": "line\r\nfake"}),
+        );
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains("bad[2Jcode") && text.contains("linefake"),
+            "{text}"
+        );
     }
 }
