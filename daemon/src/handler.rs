@@ -1,37 +1,22 @@
-//! One function per request. Every request is authorised against the peer's credentials here,
-//! in one place; privileged requests are root-only.
+//! One function per request. Every request reaches [`handle`] only through the access table
+//! ([`crate::access::admit`]), which is the whole of the authorisation.
 
 use std::sync::Arc;
 
-use oidc_proto::types::{ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser};
+use oidc_proto::types::{ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser, UserRecord};
 use oidc_proto::{PROTOCOL_VERSION, Request, Response};
 
+pub use crate::access::Peer;
+use crate::access::{Admitted, Scope};
 use crate::auth;
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
 
-/// Who is asking, from `SO_PEERCRED` (not from anything the peer says).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    /// User ID.
-    pub uid: u32,
-    /// Group ID.
-    pub gid: u32,
-    /// Process ID.
-    pub pid: i32,
-}
-
-impl Peer {
-    fn is_root(&self) -> bool {
-        self.uid == 0
-    }
-}
-
-/// Answers one request.
-pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
-    if req.needs_root() && !peer.is_root() {
-        return Response::error(ErrorCode::PermissionDenied, "this request needs root");
-    }
+/// Answers one admitted request. `hung_up` tells whether the peer has gone away (a blocked
+/// `login_wait` checks it, so a login whose PAM conversation is gone stops at once).
+pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool) -> Response {
+    let (req, peer, scope) = admitted.into_parts();
+    let peer = &peer;
     match req {
         Request::GetUserByName { name } => {
             let resp = lookup(state, CacheKey::UserName(name.clone()), |s| {
@@ -75,7 +60,7 @@ pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
             rhost,
             tty,
         } => auth::login::start(state, peer, &user, &service, rhost, tty),
-        Request::LoginWait { login_id } => auth::login::wait(state, &login_id, &|| false),
+        Request::LoginWait { login_id } => auth::login::wait(state, &login_id, hung_up),
         Request::LoginCancel { login_id } => auth::login::cancel(state, &login_id),
         Request::AdminLink { local_name, sub } => link(state, peer, &local_name, &sub),
         Request::AdminUnlink { local_name } => write(state, |s, _| {
@@ -95,6 +80,7 @@ pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
         Request::Status => status(state),
         Request::AdminUserList => read(state, |s| {
             let mut users = s.user_records()?;
+            users.retain(|u| visible(scope, u));
             for u in &mut users {
                 decorate(state, peer, u);
             }
@@ -102,11 +88,16 @@ pub fn handle(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
         }),
         Request::AdminUserShow { name } => read(state, |s| {
             Ok(match s.user_record(&name)? {
-                Some(mut u) => {
+                Some(mut u) if visible(scope, &u) => {
                     decorate(state, peer, &mut u);
                     Response::UserDetails(u)
                 }
-                None => Response::NotFound,
+                // The same answer whether the user exists or not: no probing for names.
+                _ if scope != Scope::Everything => Response::error(
+                    ErrorCode::PermissionDenied,
+                    "only root may see another user's record",
+                ),
+                _ => Response::NotFound,
             })
         }),
         Request::AdminGroupList => read(state, |s| {
@@ -353,6 +344,14 @@ fn link(state: &State, peer: &Peer, local_name: &str, sub: &str) -> Response {
     })
 }
 
+/// Whether `scope` lets the peer see `u`.
+fn visible(scope: Scope, u: &UserRecord) -> bool {
+    match scope {
+        Scope::Everything => true,
+        Scope::Own(uid) => u.unix.uid == uid,
+    }
+}
+
 /// Whether the peer runs one of the programs recognised as sshd (by executable path, which a
 /// caller cannot fake as easily as its process name).
 fn is_sshd(state: &State, peer: &Peer) -> bool {
@@ -372,7 +371,7 @@ fn is_sshd(state: &State, peer: &Peer) -> bool {
 /// Fills in what depends on the config and who asks: local admin groups, and the claims only
 /// for root (they may hold personal data). Runs inside `with_store`: it must not take the
 /// store again.
-fn decorate(state: &State, peer: &Peer, u: &mut oidc_proto::types::UserRecord) {
+fn decorate(state: &State, peer: &Peer, u: &mut UserRecord) {
     if u.is_admin {
         u.local_groups = state.config().access.admin_local_groups.clone();
     }

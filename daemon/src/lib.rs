@@ -16,6 +16,7 @@
 //! - [`ctl`]: `oidcctl`, the administrator's command.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -13,8 +13,15 @@ use serde::de::DeserializeOwned;
 /// of users fits; a request is far smaller, and the daemon applies [`MAX_REQUEST_LEN`]).
 pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
 
-/// The largest request frame the daemon reads (an `oidcctl import` of a few thousand users).
+/// The largest request frame the daemon reads from root (an `oidcctl import` of a few thousand
+/// users).
 pub const MAX_REQUEST_LEN: usize = 1024 * 1024;
+
+/// The largest request frame the daemon reads from any other user, checked on the length prefix
+/// before the body is read: every lookup and every request open to non-root peers fits many
+/// times over (a name is at most a few hundred bytes), and a peer holding many connections can
+/// make the daemon buffer no more than this per connection.
+pub const MAX_PUBLIC_REQUEST_LEN: usize = 4 * 1024;
 
 /// Bytes in the length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -114,6 +121,15 @@ pub fn read_frame<T: DeserializeOwned>(
     r: &mut impl Read,
     max: usize,
 ) -> Result<Option<T>, FrameError> {
+    match read_body(r, max)? {
+        Some(body) => parse_body(&body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads one frame's body, unparsed, after checking its announced length against `max`.
+/// `Ok(None)` means the peer closed the connection cleanly before a frame began.
+pub fn read_body(r: &mut impl Read, max: usize) -> Result<Option<Vec<u8>>, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -128,10 +144,11 @@ pub fn read_frame<T: DeserializeOwned>(
     let len = body_len(&header, max)?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    parse_body(&body).map(Some)
+    Ok(Some(body))
 }
 
-fn body_len(header: &[u8], max: usize) -> Result<usize, FrameError> {
+/// The body length a frame header announces, refused when above `max`.
+pub fn body_len(header: &[u8], max: usize) -> Result<usize, FrameError> {
     let bytes: [u8; HEADER_LEN] = header
         .try_into()
         .map_err(|_| FrameError::Malformed("short header".into()))?;

@@ -205,28 +205,52 @@ fn exit_codes_distinguish_outcomes() {
         .expect_code(3);
 }
 
-/// A user other than root may read (without the claims) but not change anything.
+/// A user other than root may see the status, a group, and their own user record (without
+/// the claims), but no one else's record, not the list of groups, and may change nothing: the
+/// records hold everyone's email, subject, groups and last login, which `enumerate = false`
+/// keeps from other users.
 #[test]
-fn non_root_can_read_but_not_change() {
+fn non_root_sees_only_their_own_record_and_cannot_change() {
     let ns = Namespace::new();
     let d = daemon_with_users(&ns, &DaemonConfig::new());
     let before = d.users();
+    let bob_uid = before[1]["unix"]["uid"].as_u64().unwrap() as u32;
     let public = TempDir::with_mode("public", 0o755);
     let file = public.write("users.json", json!([bob_claims()]).to_string(), 0o644);
     let file = file.to_string_lossy();
     let ctl = paths::oidcctl();
     let as_nobody = |args: &[&str]| ns.run_as(NOBODY, NOBODY, &ctl, args);
+    let as_bob = |args: &[&str]| ns.run_as(bob_uid, bob_uid, &ctl, args);
 
     as_nobody(&["status"]).expect_ok();
+    as_nobody(&["group", "show", "developers"]).expect_ok();
     let list = as_nobody(&["user", "list", "--json"]);
     list.expect_ok();
-    let list = list.json();
-    assert_eq!(names(&list), ["alice", "bob"]);
+    assert_eq!(names(&list.json()), Vec::<&str>::new(), "{list}");
+    let own = as_bob(&["user", "list", "--json"]);
+    own.expect_ok();
+    let own = own.json();
+    assert_eq!(names(&own), ["bob"]);
     assert!(
-        list[0]["claims"].is_null(),
-        "claims shown to a non-root user: {list}"
+        own[0]["claims"].is_null(),
+        "claims shown to a non-root user: {own}"
     );
-    as_nobody(&["group", "show", "developers"]).expect_ok();
+    as_bob(&["user", "show", "bob"]).expect_ok();
+
+    for (args, who) in [
+        (&["user", "show", "alice"][..], "bob"),
+        (&["user", "show", "nosuchuser"], "bob"),
+        (&["group", "list"], "nobody"),
+    ] {
+        let r = if who == "bob" {
+            as_bob(args)
+        } else {
+            as_nobody(args)
+        };
+        r.expect_code(1);
+        assert!(r.stderr.contains("run it as root"), "{args:?}: {r}");
+        assert!(!r.stdout.contains("alice@"), "{r}");
+    }
 
     for args in [
         &["user", "remove", "bob"][..],

@@ -1,8 +1,14 @@
-//! The socket: a few acceptor threads identify each peer by `SO_PEERCRED`, answer quick
-//! lookups themselves ([`fast`]) and give every other connection a thread of its own, within
-//! per-uid limits; all stop when asked.
+//! The socket. One acceptor thread identifies each peer by `SO_PEERCRED`, takes a connection
+//! slot within the per-uid limits before reading a byte, and puts the connection in a lane:
+//! root's (sshd, sudo, login, `oidcctl`), served by workers of its own, or everyone else's.
+//! In a lane every connection gets one request per turn and no worker ever waits on a slow
+//! peer ([`lane`]); root's slow requests (logins, imports) get a thread of their own
+//! ([`dedicated`]). Limits: [`limits`].
 
-mod fast;
+mod conn;
+mod dedicated;
+mod lane;
+pub mod limits;
 
 use std::collections::HashMap;
 use std::io;
@@ -12,36 +18,28 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, getsockopt, recv, sockopt};
-use oidc_proto::frame::{self, FrameError, MAX_FRAME_LEN, MAX_REQUEST_LEN};
-use oidc_proto::message::{self, Envelope};
+use nix::sys::socket::{getsockopt, sockopt};
+use oidc_proto::Response;
+use oidc_proto::frame::{self, MAX_FRAME_LEN};
+use oidc_proto::message::Envelope;
 use oidc_proto::types::ErrorCode;
-use oidc_proto::{Request, Response};
-use serde_json::Value;
 
-use crate::auth;
-use crate::handler::{self, Peer};
+use crate::access::Peer;
 use crate::state::{State, lock};
+use conn::Conn;
+use lane::Lane;
+use limits::{FIRST_REQUEST_TIMEOUT, MAX_PER_UID, ROOT_WORKERS, SHARED_WORKERS};
 
-/// Connections served at once; more are told "busy" and closed.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Connections one non-root uid may hold at once: the socket is open to every local user, and
-/// one of them must not be able to starve everyone else's lookups.
-pub const MAX_PER_UID: usize = 128;
-/// Slots only root may use, so root's logins, sudo and `oidcctl` always get through.
-pub const RESERVED_FOR_ROOT: usize = 128;
-/// How long a new connection may take to send its first request.
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a connection may sit idle between requests.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the accept loop looks at the stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(200);
-/// How long shutdown waits for connections in flight.
+/// How often the acceptor looks at the stop flag and sweeps connections past their deadline.
+const TICK: Duration = Duration::from_millis(200);
+/// How long shutdown waits for connections in flight on threads of their own.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Connections accepted per wake-up before the acceptor sweeps and looks at the stop flag.
+const ACCEPT_BATCH: usize = 64;
 
 /// Binds the socket at `path`, replacing a stale socket file (never another kind of file), and
 /// makes it connectable by everyone: lookups are public, privileged requests are checked per
@@ -66,38 +64,40 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Acceptor threads: each accepts connections and answers quick lookups itself ([`fast`]).
-pub const ACCEPTORS: usize = 4;
-
 /// Serves `listener` until `stop` is set, then waits briefly for connections in flight.
 pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> io::Result<()> {
-    // Non-blocking, so an acceptor woken with the others for one connection does not sleep
-    // in accept() when another took it.
     listener.set_nonblocking(true)?;
-    let listener = Arc::new(listener);
-    let slots = Arc::new(Slots::default());
-    let mut acceptors = Vec::with_capacity(ACCEPTORS);
-    for i in 0..ACCEPTORS {
-        let (listener, state, stop, slots) = (
-            Arc::clone(&listener),
-            Arc::clone(&state),
-            Arc::clone(&stop),
-            Arc::clone(&slots),
-        );
-        acceptors.push(
-            std::thread::Builder::new()
-                .name(format!("accept-{i}"))
-                .spawn(move || accept_loop(&listener, &state, &stop, &slots))?,
-        );
-    }
-    let mut result = Ok(());
-    for a in acceptors {
-        match a.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => result = Err(io::Error::other("an acceptor thread panicked")),
+    let (max, reserved) = limits::connection_limit();
+    let slots = Arc::new(Slots::new(max, reserved));
+    let lanes = Lanes {
+        root: Arc::new(Lane::new("root")?),
+        shared: Arc::new(Lane::new("shared")?),
+    };
+    let mut workers = Vec::new();
+    for (lane, n) in [(&lanes.root, ROOT_WORKERS), (&lanes.shared, SHARED_WORKERS)] {
+        for i in 0..n {
+            let (lane, state, flag) = (Arc::clone(lane), Arc::clone(&state), Arc::clone(&stop));
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || lane.work(&state, &flag));
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            }
         }
     }
+    let result = accept_loop(&listener, &stop, &slots, &lanes);
+    stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        if w.join().is_err() {
+            log::error!("a worker thread panicked");
+        }
+    }
+    lanes.root.clear();
+    lanes.shared.clear();
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while slots.total() > 0 && Instant::now() < deadline {
         crate::clock::sleep(Duration::from_millis(20));
@@ -105,93 +105,117 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
     result
 }
 
+/// Root's lane and everyone else's.
+struct Lanes {
+    root: Arc<Lane>,
+    shared: Arc<Lane>,
+}
+
 fn accept_loop(
     listener: &UnixListener,
-    state: &Arc<State>,
     stop: &AtomicBool,
     slots: &Arc<Slots>,
+    lanes: &Lanes,
 ) -> io::Result<()> {
+    let mut swept = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(STOP_CHECK).unwrap_or(PollTimeout::MAX);
+        let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
-            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e)
-                if e.kind() == io::ErrorKind::Interrupted
-                    || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                continue;
+        for _ in 0..ACCEPT_BATCH {
+            match listener.accept() {
+                Ok((stream, _)) => admit_connection(stream, slots, lanes),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // EMFILE and friends: log, breathe, go on; never exit over one peer.
+                    log::error!("accept failed: {e}");
+                    crate::clock::sleep(Duration::from_millis(50));
+                    break;
+                }
             }
-            Err(e) => {
-                // EMFILE and friends: log, breathe, go on; never exit the daemon over one peer.
-                log::error!("accept failed: {e}");
-                crate::clock::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let peer = match getsockopt(&stream, sockopt::PeerCredentials) {
-            Ok(c) => Peer {
-                uid: c.uid(),
-                gid: c.gid(),
-                pid: c.pid(),
-            },
-            Err(e) => {
-                log::warn!("cannot read peer credentials, dropping connection: {e}");
-                continue;
-            }
-        };
-        let Some(guard) = slots.take(peer.uid) else {
-            log::warn!(
-                "connection limit reached for uid {} (pid {}): told to retry",
-                peer.uid,
-                peer.pid
-            );
-            refuse_busy(stream);
-            continue;
-        };
-        let pending = match fast::serve(&stream, &peer, state) {
-            fast::Next::Closed => continue,
-            fast::Next::HandOver(pending) => pending,
-        };
-        let state = Arc::clone(state);
-        let spawned = std::thread::Builder::new()
-            .name("conn".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let _guard = guard;
-                serve(stream, peer, &state, pending);
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start a connection thread: {e}");
+        }
+        let now = Instant::now();
+        if now.duration_since(swept) >= TICK {
+            swept = now;
+            lanes.root.sweep(now);
+            lanes.shared.sweep(now);
+            slots.report_refusals();
         }
     }
     Ok(())
 }
 
+/// Identifies the peer, takes a slot for it (or tells it "busy") and puts the connection in
+/// its lane. Nothing is read here.
+fn admit_connection(stream: UnixStream, slots: &Arc<Slots>, lanes: &Lanes) {
+    let peer = match getsockopt(&stream, sockopt::PeerCredentials) {
+        Ok(c) => Peer {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        },
+        Err(e) => {
+            log::warn!("cannot read peer credentials, dropping connection: {e}");
+            return;
+        }
+    };
+    if let Err(e) = stream.set_nonblocking(true) {
+        log::warn!("cannot make a connection non-blocking: {e}");
+        return;
+    }
+    let Some(slot) = slots.take(peer.uid) else {
+        refuse_busy(stream);
+        return;
+    };
+    let lane = if peer.is_root() {
+        &lanes.root
+    } else {
+        &lanes.shared
+    };
+    if let Err(e) = lane.add(Conn::new(stream, peer, slot, FIRST_REQUEST_TIMEOUT)) {
+        log::error!("cannot serve the connection of pid {}: {e}", peer.pid);
+    }
+}
+
 /// Connection slots, counted in total and per uid.
-#[derive(Default)]
 struct Slots {
     held: Mutex<(usize, HashMap<u32, usize>)>,
+    max: usize,
+    reserved_for_root: usize,
+    /// Connections refused since the last report, and the uid of the last one.
+    refused: AtomicU64,
+    refused_uid: AtomicU64,
 }
 
 impl Slots {
+    fn new(max: usize, reserved_for_root: usize) -> Self {
+        Self {
+            held: Mutex::new((0, HashMap::new())),
+            max,
+            reserved_for_root,
+            refused: AtomicU64::new(0),
+            refused_uid: AtomicU64::new(0),
+        }
+    }
+
     /// A slot for `uid`, or `None` when the limits say no.
     fn take(self: &Arc<Self>, uid: u32) -> Option<SlotGuard> {
         let mut held = lock(&self.held);
         let (total, per_uid) = &mut *held;
         let mine = per_uid.get(&uid).copied().unwrap_or(0);
         let allowed = if uid == 0 {
-            *total < MAX_CONNECTIONS
+            *total < self.max
         } else {
-            *total < MAX_CONNECTIONS - RESERVED_FOR_ROOT && mine < MAX_PER_UID
+            *total < self.max - self.reserved_for_root && mine < MAX_PER_UID
         };
         if !allowed {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.refused_uid.store(u64::from(uid), Ordering::Relaxed);
             return None;
         }
         *total += 1;
@@ -205,9 +229,22 @@ impl Slots {
     fn total(&self) -> usize {
         lock(&self.held).0
     }
+
+    /// Logs the connections refused since the last call, in one line (a flood of refusals
+    /// would otherwise be a flood of log lines).
+    fn report_refusals(&self) {
+        let n = self.refused.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            log::warn!(
+                "connection limits reached: {n} connections told to retry (the last from uid {})",
+                self.refused_uid.load(Ordering::Relaxed)
+            );
+        }
+    }
 }
 
-struct SlotGuard {
+/// A connection slot, given back when dropped.
+pub struct SlotGuard {
     slots: Arc<Slots>,
     uid: u32,
 }
@@ -227,127 +264,7 @@ impl Drop for SlotGuard {
 }
 
 fn refuse_busy(mut stream: UnixStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    // A fresh connection's socket buffer is empty: this small frame never blocks.
     let resp = Envelope::new(Response::error(ErrorCode::Busy, "oidcd is busy; try again"));
     let _ = frame::write_frame(&mut stream, &resp, MAX_FRAME_LEN);
-}
-
-/// Serves one connection: requests in, answers out, until the peer hangs up, idles too long
-/// or sends something unreadable. Logins started on the connection are cancelled when it
-/// ends: the PAM conversation that would show their outcome is gone.
-fn serve(stream: UnixStream, peer: Peer, state: &Arc<State>, pending: Option<Request>) {
-    let mut logins = Vec::new();
-    serve_requests(stream, peer, state, pending, &mut logins);
-    for id in logins {
-        state.logins.cancel(&id);
-    }
-}
-
-fn serve_requests(
-    mut stream: UnixStream,
-    peer: Peer,
-    state: &Arc<State>,
-    mut pending: Option<Request>,
-    logins: &mut Vec<String>,
-) {
-    if stream.set_write_timeout(Some(IDLE_TIMEOUT)).is_err() {
-        return;
-    }
-    let mut first = pending.is_none();
-    loop {
-        if let Some(req) = pending.take() {
-            let resp = answer(state, &peer, &stream, req, logins);
-            if let Err(e) = frame::write_frame(&mut stream, &Envelope::new(&resp), MAX_FRAME_LEN) {
-                log::debug!("answering pid {}: {e}", peer.pid);
-                return;
-            }
-            continue;
-        }
-        // A client sends its request at once; between requests it may pause; while a login
-        // runs, the user may take minutes to read the prompt and approve.
-        let idle = if first {
-            FIRST_REQUEST_TIMEOUT
-        } else if logins.is_empty() {
-            IDLE_TIMEOUT
-        } else {
-            state.config().login.timeout + IDLE_TIMEOUT
-        };
-        if stream.set_read_timeout(Some(idle)).is_err() {
-            return;
-        }
-        let env: Envelope<Value> = match frame::read_frame(&mut stream, MAX_REQUEST_LEN) {
-            Ok(Some(env)) => env,
-            Ok(None) => return,
-            Err(e @ (FrameError::TooLarge { .. } | FrameError::Malformed(_))) => {
-                log::warn!("bad frame from pid {} (uid {}): {e}", peer.pid, peer.uid);
-                let resp = Response::error(ErrorCode::BadRequest, e.to_string());
-                let _ = frame::write_frame(&mut stream, &Envelope::new(resp), MAX_FRAME_LEN);
-                return;
-            }
-            Err(FrameError::Truncated) => {
-                log::debug!("pid {} hung up mid-request", peer.pid);
-                return;
-            }
-            Err(FrameError::Io(e)) => {
-                if !matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) {
-                    log::debug!("reading from pid {}: {e}", peer.pid);
-                }
-                return;
-            }
-        };
-        first = false;
-        let resp = match message::open_request(env) {
-            Ok(req) => answer(state, &peer, &stream, req, logins),
-            Err(answer) => {
-                log::warn!(
-                    "unreadable request from pid {} (uid {}): {answer:?}",
-                    peer.pid,
-                    peer.uid
-                );
-                *answer
-            }
-        };
-        if let Err(e) = frame::write_frame(&mut stream, &Envelope::new(&resp), MAX_FRAME_LEN) {
-            log::debug!("answering pid {}: {e}", peer.pid);
-            return;
-        }
-    }
-}
-
-/// Answers one request on a connection's own thread, noting the logins it starts.
-fn answer(
-    state: &Arc<State>,
-    peer: &Peer,
-    stream: &UnixStream,
-    req: Request,
-    logins: &mut Vec<String>,
-) -> Response {
-    if let Request::LoginWait { login_id } = &req {
-        return auth::login::wait(state, login_id, &|| peer_hung_up(stream));
-    }
-    let resp = dispatch(state, peer, req);
-    if let Response::LoginStarted(p) = &resp {
-        logins.push(p.login_id.clone());
-    }
-    resp
-}
-
-/// Whether the peer closed its end (the PAM process exited or was killed): a peek that reads
-/// end-of-file. Pending bytes or "nothing yet" mean it is still there.
-fn peer_hung_up(stream: &UnixStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut byte = [0u8; 1];
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-    matches!(
-        recv(stream.as_raw_fd(), &mut byte, flags),
-        Ok(0) | Err(nix::errno::Errno::ECONNRESET)
-    )
-}
-
-fn dispatch(state: &Arc<State>, peer: &Peer, req: Request) -> Response {
-    log::trace!("pid {} uid {}: {req:?}", peer.pid, peer.uid);
-    handler::handle(state, peer, req)
 }
