@@ -22,6 +22,8 @@
 //! - [`sshd`]: a real sshd in the namespace with its own PAM service name, and a paramiko
 //!   keyboard-interactive client (`tests/tools/kbdint_client.py`).
 //! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
+//! - [`hostile`]: a hostile local user on the socket (`tests/tools/hostile_peer.py` as an
+//!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
 //! - [`util`]: temporary directories, free ports, running a command with a timeout and
 //!   measuring it, interactive commands, waiting for a condition.
 //!
@@ -29,6 +31,7 @@
 //! (run with `--nocapture`, or read nextest's output for failing tests).
 
 pub mod daemon;
+pub mod hostile;
 pub mod mock;
 pub mod ns;
 pub mod pam;

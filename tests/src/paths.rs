@@ -118,6 +118,13 @@ pub fn fake_daemon_source() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The source of `tests/tools/hostile_peer.py`, a hostile local user on the daemon's socket
+/// (see its docstring), for `python3 -c` as an unprivileged uid.
+pub fn hostile_peer_source() -> String {
+    let path = tests_dir().join("tools/hostile_peer.py");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The multiarch library directory glibc loads NSS modules from (`/usr/lib/x86_64-linux-gnu`).
 pub fn multiarch_lib_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
