@@ -24,6 +24,8 @@
 //! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
 //! - [`hostile`]: a hostile local user on the socket (`tests/tools/hostile_peer.py` as an
 //!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
+//! - [`load`]: the load test: concurrent NSS clients and device-flow logins, the daemon's
+//!   memory, threads and descriptors before, during and after.
 //! - [`util`]: temporary directories, free ports, running a command with a timeout and
 //!   measuring it, interactive commands, waiting for a condition.
 //!
@@ -32,6 +34,7 @@
 
 pub mod daemon;
 pub mod hostile;
+pub mod load;
 pub mod mock;
 pub mod ns;
 pub mod pam;

@@ -85,6 +85,11 @@ pub fn oidcd() -> PathBuf {
     artefact("oidcd", "oidcd.d")
 }
 
+/// The NSS load client (`tests/src/bin/nss_load.rs`).
+pub fn nss_load() -> PathBuf {
+    artefact("nss_load", "nss_load.d")
+}
+
 /// The `oidcctl` command.
 pub fn oidcctl() -> PathBuf {
     artefact("oidcctl", "oidcctl.d")

@@ -140,7 +140,8 @@ fn answers(out: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// 32 connections of uid 65534 sending lookups back to back (pipelined, two processes) and 50
+/// 32 connections of uid 65534 sending lookups back to back (a thread each, 32 in flight on
+/// each) and 50
 /// more trickling half-written requests in, for 3 s: root's `getent` through the real module
 /// never fails and stays fast (root has workers of its own), another unprivileged user's
 /// `getent` works too (one request per connection per turn), the hogs are still served
@@ -150,10 +151,11 @@ fn answers(out: &str) -> u64 {
 fn busy_and_trickling_peers_do_not_starve_root_or_other_users() {
     let ns = Namespace::new();
     let d = daemon_with_alice(&ns);
-    let hogs = [
-        hostile::start_as(&ns, NOBODY, &["hog", "16", "alice"]),
-        hostile::start_as(&ns, NOBODY, &["hog", "16", "alice"]),
-    ];
+    let hogs = [hostile::start_as(
+        &ns,
+        NOBODY,
+        &["hog", "32", "alice", "32"],
+    )];
     let trickle = hostile::start_as(&ns, NOBODY, &["trickle", "50"]);
     assert!(hogs[0].wait_output(Duration::from_secs(5), |out, _| answers(out) > 0));
 

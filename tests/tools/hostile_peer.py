@@ -2,9 +2,11 @@
 
     hostile_peer.py send                 frames (hex, one a line) on stdin, each on a new
                                          connection, half-closed; prints each reply in hex
-    hostile_peer.py hog CONNS NAME       CONNS connections sending get_user_by_name NAME back to
-                                         back, pipelined; prints READY after the first round,
-                                         then "ANSWERS n BUSY n" every 0.5 s
+    hostile_peer.py hog CONNS NAME [DEPTH]
+                                         CONNS connections (a thread each) sending
+                                         get_user_by_name NAME back to back, DEPTH (2) in flight
+                                         on each; prints READY after the first answer, then
+                                         "ANSWERS n BUSY n" every 0.5 s
     hostile_peer.py trickle CONNS        CONNS connections each announcing a 100-byte request
                                          and sending one byte every 100 ms; reconnects when
                                          dropped; prints READY, then "DROPPED n" every 0.5 s
@@ -18,6 +20,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import time
 
 SOCKET = "/run/oidcd/socket"
@@ -74,31 +77,42 @@ def send():
         print(got.hex(), flush=True)
 
 
-def hog(conns, name):
+def hog(conns, name, depth):
+    """A thread per connection keeping DEPTH requests in flight on it, so new ones are always
+    waiting whole in the socket when the daemon has answered the last, whatever the other
+    connections do."""
     request = frame({"type": "get_user_by_name", "name": name})
-    socks = []
-    for _ in range(conns):
-        socks.append(connect())
-    answers = busy = 0
-    last = time.monotonic()
-    ready = False
+    counts = [[0, 0] for _ in range(conns)]
+
+    def run(mine):
+        s = None
+        while True:
+            try:
+                if s is None:
+                    s = connect()
+                    s.sendall(request * depth)
+                reply = read_frame(s)
+                if reply is None or reply["body"].get("code") == "busy":
+                    raise OSError("refused")
+                mine[0] += 1
+                s.sendall(request)
+            except OSError:
+                mine[1] += 1
+                if s is not None:
+                    s.close()
+                s = None
+                time.sleep(0.01)
+
+    for c in counts:
+        threading.Thread(target=run, args=(c,), daemon=True).start()
+    while sum(c[0] for c in counts) == 0:
+        time.sleep(0.01)
+    print("READY", flush=True)
     while True:
-        for s in socks:
-            s.sendall(request)
-        for i, s in enumerate(socks):
-            reply = read_frame(s)
-            if reply is None or reply["body"].get("code") == "busy":
-                busy += 1
-                s.close()
-                socks[i] = connect()
-            else:
-                answers += 1
-        if not ready:
-            print("READY", flush=True)
-            ready = True
-        if time.monotonic() - last >= 0.5:
-            last = time.monotonic()
-            print(f"ANSWERS {answers} BUSY {busy}", flush=True)
+        time.sleep(0.5)
+        answers = sum(c[0] for c in counts)
+        busy = sum(c[1] for c in counts)
+        print(f"ANSWERS {answers} BUSY {busy}", flush=True)
 
 
 def trickle(conns):
@@ -153,7 +167,7 @@ def main():
     if cmd == "send":
         send()
     elif cmd == "hog":
-        hog(int(sys.argv[2]), sys.argv[3])
+        hog(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 2)
     elif cmd == "trickle":
         trickle(int(sys.argv[2]))
     elif cmd == "hold":
