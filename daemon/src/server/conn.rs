@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use oidc_proto::frame::{self, FrameError, HEADER_LEN, MAX_FRAME_LEN};
@@ -17,7 +18,7 @@ use oidc_proto::types::ErrorCode;
 use oidc_proto::{Request, Response};
 
 use super::SlotGuard;
-use super::limits::{FRAME_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT, max_request};
+use super::limits::{FRAME_TIMEOUT, IDLE_TIMEOUT, UNREAD_ANSWERS_MAX, WRITE_TIMEOUT, max_request};
 use crate::access::{self, Admitted, Cost, Peer};
 use crate::handler;
 use crate::state::State;
@@ -54,8 +55,15 @@ pub struct Conn {
     want: usize,
     out: Vec<u8>,
     out_pos: usize,
+    /// Bytes of `out` counted in [`UNREAD`] (non-root peers only).
+    unread: usize,
     close_after_write: bool,
 }
+
+/// Answer bytes that non-root peers have left unread in the daemon, all together: an
+/// enumeration answer can be megabytes, and a user who asks for it on many connections and
+/// never reads must not make the daemon hold it many times over.
+static UNREAD: AtomicUsize = AtomicUsize::new(0);
 
 impl Conn {
     /// A freshly accepted connection, which must send its first request within `first`.
@@ -71,6 +79,7 @@ impl Conn {
             want: HEADER_LEN,
             out: Vec::new(),
             out_pos: 0,
+            unread: 0,
             close_after_write: false,
         }
     }
@@ -139,9 +148,17 @@ impl Conn {
                 self.expect("another request", IDLE_TIMEOUT);
                 Next::Wait { writable: false }
             }
-            Ok(false) => {
+            Ok(false) if self.hold_unread() => {
                 self.expect("the answer to be read", WRITE_TIMEOUT);
                 Next::Wait { writable: true }
+            }
+            Ok(false) => {
+                log::warn!(
+                    "pid {} (uid {}) leaves answers unread while others do too: closed",
+                    self.peer.pid,
+                    self.peer.uid
+                );
+                Next::Close
             }
             Err(e) => {
                 log::debug!("answering pid {}: {e}", self.peer.pid);
@@ -163,6 +180,7 @@ impl Conn {
         }
         self.out = Vec::new();
         self.out_pos = 0;
+        self.release_unread();
         if !self.close_after_write {
             self.expect("another request", IDLE_TIMEOUT);
         }
@@ -208,6 +226,26 @@ impl Conn {
         Ok(Some(frame[HEADER_LEN..].to_vec()))
     }
 
+    /// Counts the rest of the answer in [`UNREAD`] if this peer is not root; false when that
+    /// would pass [`UNREAD_ANSWERS_MAX`].
+    fn hold_unread(&mut self) -> bool {
+        if self.peer.is_root() {
+            return true;
+        }
+        let n = self.out.len() - self.out_pos;
+        let before = UNREAD.fetch_add(n, Ordering::SeqCst);
+        self.unread = n;
+        if before + n > UNREAD_ANSWERS_MAX {
+            self.release_unread();
+            return false;
+        }
+        true
+    }
+
+    fn release_unread(&mut self) {
+        UNREAD.fetch_sub(std::mem::take(&mut self.unread), Ordering::SeqCst);
+    }
+
     /// Sets the deadline to `after` from now.
     fn expect(&mut self, what: &'static str, after: Duration) {
         self.waiting_for = what;
@@ -221,6 +259,12 @@ impl Conn {
             self.waiting_for = what;
             self.deadline = by;
         }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.release_unread();
     }
 }
 

@@ -36,6 +36,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a peer may take to read an answer the socket could not take at once.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Answer bytes that users other than root may leave unread in the daemon, all together (an
+/// answer the socket takes at once costs nothing here). Past it, a connection that does not
+/// read its answer is closed.
+pub const UNREAD_ANSWERS_MAX: usize = 64 * 1024 * 1024;
+
 /// The largest request `peer` may send, checked on the length prefix before the body is read:
 /// root's `oidcctl import` may be large; everyone else's requests are lookups.
 pub fn max_request(peer: &Peer) -> usize {
