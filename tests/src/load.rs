@@ -49,6 +49,10 @@ pub struct LoadReport {
     pub lookups: u64,
     /// Lookups of an existing entry that found nothing (unavailable, busy, timed out).
     pub errors: u64,
+    /// Of `errors`, root's.
+    pub root_errors: u64,
+    /// root's p99, in ms (the other figures are the worst over all client processes).
+    pub root_p99_ms: f64,
     /// Lookups per second, all clients together.
     pub lookups_per_s: f64,
     /// Worst p50 / p99 / max over the client processes, in ms.
@@ -77,8 +81,8 @@ impl LoadReport {
     /// The figures as one `key=value` line.
     pub fn line(&self, spec: &LoadSpec) -> String {
         format!(
-            "clients={} duration={}s lookups={} lookups_per_s={:.0} errors={} p50={:.2}ms \
-             p99={:.2}ms max={:.1}ms logins={}/{} logins_failed={} logins_elapsed={:.1}s \
+            "clients={} duration={}s lookups={} lookups_per_s={:.0} errors={} root_errors={} \
+             p50={:.2}ms p99={:.2}ms root_p99={:.2}ms max={:.1}ms logins={}/{} logins_failed={} logins_elapsed={:.1}s \
              rss_before={}KiB rss_peak={}KiB rss_after={}KiB fds_before={} fds_peak={} \
              fds_after={} threads_before={} threads_peak={} threads_after={}",
             spec.clients(),
@@ -86,8 +90,10 @@ impl LoadReport {
             self.lookups,
             self.lookups_per_s,
             self.errors,
+            self.root_errors,
             self.p50_ms,
             self.p99_ms,
+            self.root_p99_ms,
             self.max_ms,
             self.logins_ok,
             spec.logins,
@@ -196,7 +202,7 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
     report.first_login_failure = results.into_iter().find(|r| !r.0).map(|r| r.1);
 
     let wait = spec.duration + Duration::from_secs(60);
-    for c in clients {
+    for (i, c) in clients.into_iter().enumerate() {
         let r = c.wait(wait);
         r.expect_ok();
         let v: Value = serde_json::from_str(r.stdout.trim())
@@ -207,6 +213,10 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
         report.p50_ms = report.p50_ms.max(us("p50_us"));
         report.p99_ms = report.p99_ms.max(us("p99_us"));
         report.max_ms = report.max_ms.max(us("max_us"));
+        if i == 0 {
+            report.root_errors = v["errors"].as_u64().unwrap();
+            report.root_p99_ms = us("p99_us");
+        }
     }
     report.lookups_per_s = report.lookups as f64 / spec.duration.as_secs_f64();
     done.store(true, Ordering::SeqCst);

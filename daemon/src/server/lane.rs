@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,6 +21,9 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use super::conn::{Conn, Next};
 use super::dedicated;
 use crate::state::{State, lock};
+
+/// The listener's token; connections count from 1.
+const LISTENER: u64 = 0;
 
 /// How often a waiting worker looks at the stop flag, in milliseconds.
 const STOP_CHECK_MS: u16 = 200;
@@ -43,6 +47,14 @@ impl Lane {
         })
     }
 
+    /// Lets this lane's workers accept connections too (token 0, level-triggered, one worker
+    /// woken at a time): accepting then takes no hand-off, keeps up with as many workers as
+    /// are free, and root's workers accept even when every shared worker is busy.
+    pub fn watch_listener(&self, listener: &UnixListener) -> io::Result<()> {
+        let what = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+        Ok(self.epoll.add(listener, EpollEvent::new(what, LISTENER))?)
+    }
+
     /// Adds a connection; its first turn comes when its first bytes arrive.
     pub fn add(&self, conn: Conn) -> io::Result<()> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
@@ -57,8 +69,9 @@ impl Lane {
         Ok(())
     }
 
-    /// A worker: gives ready connections their turns until `stop` is set.
-    pub fn work(&self, state: &Arc<State>, stop: &AtomicBool) {
+    /// A worker: gives ready connections their turns until `stop` is set, and calls `accept`
+    /// when the listener has connections waiting.
+    pub fn work(&self, state: &Arc<State>, stop: &AtomicBool, accept: &dyn Fn()) {
         let mut events = [EpollEvent::empty()];
         while !stop.load(Ordering::SeqCst) {
             match self
@@ -75,6 +88,10 @@ impl Lane {
                 }
             }
             let token = events[0].data();
+            if token == LISTENER {
+                accept();
+                continue;
+            }
             let Some(conn) = lock(&self.conns).get(&token).cloned() else {
                 continue;
             };

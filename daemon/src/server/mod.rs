@@ -1,6 +1,7 @@
-//! The socket. One acceptor thread identifies each peer by `SO_PEERCRED`, takes a connection
-//! slot within the per-uid limits before reading a byte, and puts the connection in a lane:
-//! root's (sshd, sudo, login, `oidcctl`), served by workers of its own, or everyone else's.
+//! The socket. Workers accept connections, identify each peer by `SO_PEERCRED`, take a
+//! connection slot within the per-uid limits before reading a byte, and put the connection in
+//! a lane: root's (sshd, sudo, login, `oidcctl`), served by workers of its own, or everyone
+//! else's. A housekeeping thread closes connections past their deadlines.
 //! In a lane every connection gets one request per turn and no worker ever waits on a slow
 //! peer ([`lane`]); root's slow requests (logins, imports) get a thread of their own
 //! ([`dedicated`]). Limits: [`limits`].
@@ -12,7 +13,6 @@ pub mod limits;
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -21,7 +21,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, sockopt};
 use oidc_proto::Response;
 use oidc_proto::frame::{self, MAX_FRAME_LEN};
@@ -34,12 +33,12 @@ use conn::Conn;
 use lane::Lane;
 use limits::{FIRST_REQUEST_TIMEOUT, MAX_PER_UID, ROOT_WORKERS, SHARED_WORKERS};
 
-/// How often the acceptor looks at the stop flag and sweeps connections past their deadline.
+/// How often connections past their deadline are swept and the stop flag is looked at.
 const TICK: Duration = Duration::from_millis(200);
 /// How long shutdown waits for connections in flight on threads of their own.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-/// Connections accepted per wake-up before the acceptor sweeps and looks at the stop flag.
-const ACCEPT_BATCH: usize = 64;
+/// Connections a worker accepts per wake-up before it serves again.
+const ACCEPT_BATCH: usize = 16;
 
 /// Binds the socket at `path`, replacing a stale socket file (never another kind of file), and
 /// makes it connectable by everyone: lookups are public, privileged requests are checked per
@@ -68,18 +67,25 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let (max, reserved) = limits::connection_limit();
-    let slots = Arc::new(Slots::new(max, reserved));
-    let lanes = Lanes {
-        root: Arc::new(Lane::new("root")?),
-        shared: Arc::new(Lane::new("shared")?),
-    };
+    let server = Arc::new(Server {
+        listener,
+        slots: Arc::new(Slots::new(max, reserved)),
+        root: Lane::new("root")?,
+        shared: Lane::new("shared")?,
+    });
+    server.root.watch_listener(&server.listener)?;
+    server.shared.watch_listener(&server.listener)?;
     let mut workers = Vec::new();
-    for (lane, n) in [(&lanes.root, ROOT_WORKERS), (&lanes.shared, SHARED_WORKERS)] {
+    for (root, n) in [(true, ROOT_WORKERS), (false, SHARED_WORKERS)] {
         for i in 0..n {
-            let (lane, state, flag) = (Arc::clone(lane), Arc::clone(&state), Arc::clone(&stop));
+            let (server, state, flag) =
+                (Arc::clone(&server), Arc::clone(&state), Arc::clone(&stop));
             let spawned = std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || lane.work(&state, &flag));
+                .name(format!("{}-{i}", if root { "root" } else { "worker" }))
+                .spawn(move || {
+                    let lane = if root { &server.root } else { &server.shared };
+                    lane.work(&state, &flag, &|| server.accept());
+                });
             match spawned {
                 Ok(w) => workers.push(w),
                 Err(e) => {
@@ -89,70 +95,58 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
             }
         }
     }
-    let result = accept_loop(&listener, &stop, &slots, &lanes);
-    stop.store(true, Ordering::SeqCst);
+    while !stop.load(Ordering::SeqCst) {
+        crate::clock::sleep(TICK);
+        let now = Instant::now();
+        server.root.sweep(now);
+        server.shared.sweep(now);
+        server.slots.report_refusals();
+    }
     for w in workers {
         if w.join().is_err() {
             log::error!("a worker thread panicked");
         }
     }
-    lanes.root.clear();
-    lanes.shared.clear();
+    server.root.clear();
+    server.shared.clear();
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while slots.total() > 0 && Instant::now() < deadline {
+    while server.slots.total() > 0 && Instant::now() < deadline {
         crate::clock::sleep(Duration::from_millis(20));
-    }
-    result
-}
-
-/// Root's lane and everyone else's.
-struct Lanes {
-    root: Arc<Lane>,
-    shared: Arc<Lane>,
-}
-
-fn accept_loop(
-    listener: &UnixListener,
-    stop: &AtomicBool,
-    slots: &Arc<Slots>,
-    lanes: &Lanes,
-) -> io::Result<()> {
-    let mut swept = Instant::now();
-    while !stop.load(Ordering::SeqCst) {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        for _ in 0..ACCEPT_BATCH {
-            match listener.accept() {
-                Ok((stream, _)) => admit_connection(stream, slots, lanes),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // EMFILE and friends: log, breathe, go on; never exit over one peer.
-                    log::error!("accept failed: {e}");
-                    crate::clock::sleep(Duration::from_millis(50));
-                    break;
-                }
-            }
-        }
-        let now = Instant::now();
-        if now.duration_since(swept) >= TICK {
-            swept = now;
-            lanes.root.sweep(now);
-            lanes.shared.sweep(now);
-            slots.report_refusals();
-        }
     }
     Ok(())
 }
 
+/// The listener, the connection slots and the two lanes: root's and everyone else's.
+struct Server {
+    listener: UnixListener,
+    slots: Arc<Slots>,
+    root: Lane,
+    shared: Lane,
+}
+
+impl Server {
+    /// Accepts what is waiting, a batch at most (the listener stays ready for the next
+    /// worker if more are).
+    fn accept(&self) {
+        for _ in 0..ACCEPT_BATCH {
+            match self.listener.accept() {
+                Ok((stream, _)) => admit_connection(stream, &self.slots, self),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and friends: log, breathe, go on; never exit over one peer.
+                    log::error!("accept failed: {e}");
+                    crate::clock::sleep(Duration::from_millis(50));
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Identifies the peer, takes a slot for it (or tells it "busy") and puts the connection in
 /// its lane. Nothing is read here.
-fn admit_connection(stream: UnixStream, slots: &Arc<Slots>, lanes: &Lanes) {
+fn admit_connection(stream: UnixStream, slots: &Arc<Slots>, lanes: &Server) {
     let peer = match getsockopt(&stream, sockopt::PeerCredentials) {
         Ok(c) => Peer {
             uid: c.uid(),
