@@ -66,7 +66,9 @@ pub fn connection_limit() -> (usize, usize) {
                 soft
             }
         }
-        Err(_) => 1024,
+        // Unknown (a seccomp filter may refuse even the read): keep the limits and let the
+        // unit's LimitNOFILE= fit them.
+        Err(_) => return (MAX_CONNECTIONS, RESERVED_FOR_ROOT),
     };
     let room = usize::try_from(soft)
         .unwrap_or(usize::MAX)
