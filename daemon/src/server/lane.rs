@@ -55,14 +55,25 @@ impl Lane {
         Ok(self.epoll.add(listener, EpollEvent::new(what, LISTENER))?)
     }
 
-    /// Adds a connection; its first turn comes when its first bytes arrive.
-    pub fn add(&self, conn: Conn) -> io::Result<()> {
+    /// Adds a connection. With `serve_now`, the worker that accepted it gives it its first
+    /// turn at once (its request is usually in the socket already: this saves waking another
+    /// worker); otherwise its first turn comes when its first bytes arrive.
+    pub fn add(&self, mut conn: Conn, serve_now: Option<&Arc<State>>) -> io::Result<()> {
+        let writable = match serve_now.map(|state| (state, conn.turn(state))) {
+            None => false,
+            Some((_, Next::Wait { writable })) => writable,
+            Some((_, Next::Close)) => return Ok(()),
+            Some((state, Next::HandOver(admitted))) => {
+                hand_over(state, &mut conn, admitted);
+                return Ok(());
+            }
+        };
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Mutex::new(conn));
         // Registered while its lock is held, so a worker woken at once waits for the insert.
         let c = lock(&conn);
         lock(&self.conns).insert(token, Arc::clone(&conn));
-        if let Err(e) = self.epoll.add(&c.stream, interest(false, token)) {
+        if let Err(e) = self.epoll.add(&c.stream, interest(writable, token)) {
             lock(&self.conns).remove(&token);
             return Err(e.into());
         }
@@ -108,13 +119,8 @@ impl Lane {
                 }
                 Next::Close => self.close(token, &mut c),
                 Next::HandOver(admitted) => {
-                    let taken = (c.stream.try_clone(), c.slot.take());
-                    let peer = c.peer;
+                    hand_over(state, &mut c, admitted);
                     self.close(token, &mut c);
-                    drop(c);
-                    if let (Ok(stream), Some(slot)) = taken {
-                        dedicated::spawn(state, stream, peer, slot, admitted);
-                    }
                 }
             }
         }
@@ -154,6 +160,14 @@ impl Lane {
         c.closed = true;
         let _ = self.epoll.delete(&c.stream);
         lock(&self.conns).remove(&token);
+    }
+}
+
+/// Gives the connection (a duplicate of its socket, and its slot) to a thread of its own,
+/// which starts by serving `admitted`. The caller then drops its own copy.
+fn hand_over(state: &Arc<State>, c: &mut Conn, admitted: Box<crate::access::Admitted>) {
+    if let (Ok(stream), Some(slot)) = (c.stream.try_clone(), c.slot.take()) {
+        dedicated::spawn(state, stream, c.peer, slot, admitted);
     }
 }
 

@@ -84,7 +84,7 @@ pub fn run(listener: UnixListener, state: Arc<State>, stop: Arc<AtomicBool>) -> 
                 .name(format!("{}-{i}", if root { "root" } else { "worker" }))
                 .spawn(move || {
                     let lane = if root { &server.root } else { &server.shared };
-                    lane.work(&state, &flag, &|| server.accept());
+                    lane.work(&state, &flag, &|| server.accept(&state, root));
                 });
             match spawned {
                 Ok(w) => workers.push(w),
@@ -126,11 +126,12 @@ struct Server {
 
 impl Server {
     /// Accepts what is waiting, a batch at most (the listener stays ready for the next
-    /// worker if more are).
-    fn accept(&self) {
+    /// worker if more are). A worker of root's lane serves root's new connections' first
+    /// turn itself, a shared worker everyone else's; never the other lane's.
+    fn accept(&self, state: &Arc<State>, root_worker: bool) {
         for _ in 0..ACCEPT_BATCH {
             match self.listener.accept() {
-                Ok((stream, _)) => admit_connection(stream, &self.slots, self),
+                Ok((stream, _)) => self.admit(stream, state, root_worker),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -142,37 +143,39 @@ impl Server {
             }
         }
     }
-}
 
-/// Identifies the peer, takes a slot for it (or tells it "busy") and puts the connection in
-/// its lane. Nothing is read here.
-fn admit_connection(stream: UnixStream, slots: &Arc<Slots>, lanes: &Server) {
-    let peer = match getsockopt(&stream, sockopt::PeerCredentials) {
-        Ok(c) => Peer {
-            uid: c.uid(),
-            gid: c.gid(),
-            pid: c.pid(),
-        },
-        Err(e) => {
-            log::warn!("cannot read peer credentials, dropping connection: {e}");
+    /// Identifies the peer, takes a slot for it (or tells it "busy") and puts the connection
+    /// in its lane. Nothing is read before the slot is taken.
+    fn admit(&self, stream: UnixStream, state: &Arc<State>, root_worker: bool) {
+        let peer = match getsockopt(&stream, sockopt::PeerCredentials) {
+            Ok(c) => Peer {
+                uid: c.uid(),
+                gid: c.gid(),
+                pid: c.pid(),
+            },
+            Err(e) => {
+                log::warn!("cannot read peer credentials, dropping connection: {e}");
+                return;
+            }
+        };
+        if let Err(e) = stream.set_nonblocking(true) {
+            log::warn!("cannot make a connection non-blocking: {e}");
             return;
         }
-    };
-    if let Err(e) = stream.set_nonblocking(true) {
-        log::warn!("cannot make a connection non-blocking: {e}");
-        return;
-    }
-    let Some(slot) = slots.take(peer.uid) else {
-        refuse_busy(stream);
-        return;
-    };
-    let lane = if peer.is_root() {
-        &lanes.root
-    } else {
-        &lanes.shared
-    };
-    if let Err(e) = lane.add(Conn::new(stream, peer, slot, FIRST_REQUEST_TIMEOUT)) {
-        log::error!("cannot serve the connection of pid {}: {e}", peer.pid);
+        let Some(slot) = self.slots.take(peer.uid) else {
+            refuse_busy(stream);
+            return;
+        };
+        let lane = if peer.is_root() {
+            &self.root
+        } else {
+            &self.shared
+        };
+        let serve_now = (peer.is_root() == root_worker).then_some(state);
+        let conn = Conn::new(stream, peer, slot, FIRST_REQUEST_TIMEOUT);
+        if let Err(e) = lane.add(conn, serve_now) {
+            log::error!("cannot serve the connection of pid {}: {e}", peer.pid);
+        }
     }
 }
 
