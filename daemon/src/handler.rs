@@ -352,20 +352,9 @@ fn visible(scope: Scope, u: &UserRecord) -> bool {
     }
 }
 
-/// Whether the peer runs one of the programs recognised as sshd (by executable path, which a
-/// caller cannot fake as easily as its process name).
+/// Whether the peer is sshd (root, running one of `login.ssh_programs`).
 fn is_sshd(state: &State, peer: &Peer) -> bool {
-    let cfg = state.config();
-    if !cfg.login.ssh_first_login || cfg.provider.is_none() {
-        return false;
-    }
-    let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", peer.pid)) else {
-        return false;
-    };
-    // A binary replaced by an upgrade shows as "path (deleted)".
-    let exe = exe.to_string_lossy();
-    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
-    cfg.login.ssh_programs.iter().any(|p| p.as_os_str() == exe)
+    auth::sshd::is_sshd(&state.config(), peer.uid, peer.pid)
 }
 
 /// Fills in what depends on the config and who asks: local admin groups, and the claims only

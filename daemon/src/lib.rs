@@ -10,6 +10,7 @@
 //! - [`handler`]: one function per request, authorised against the peer.
 //! - [`state`]: what the handlers share: config, store, local accounts, answer cache.
 //! - [`clock`]: the one place that reads the time.
+//! - [`audit`]: one structured event per decision (JSON lines on stderr, `docs/audit.md`).
 //! - [`logging`]: one line per event on stderr, with journald priority prefixes.
 //! - [`small_file`]: reads the administrator's files (config, secret, CA) with a size cap,
 //!   refusing FIFOs and devices.
@@ -17,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -48,6 +48,19 @@ fn priority(level: Level) -> u8 {
     }
 }
 
+/// Writes one audit line (`AUDIT {json}`, see [`crate::audit`]) whatever the log level, with
+/// journald priority 5 (notice) under systemd.
+pub fn audit_line(json: &str) {
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let json = json.replace('\n', "\\n");
+    let line = if journal {
+        format!("<5>AUDIT {json}\n")
+    } else {
+        format!("AUDIT {json}\n")
+    };
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Installs the logger. Safe to call more than once (later calls only change the level).
 pub fn init(level: LevelFilter) {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();

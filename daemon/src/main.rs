@@ -60,10 +60,16 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        for notice in &config.notices {
+            println!("{}: note: {notice}", args.config.display());
+        }
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }
     logging::init(args.log_level.unwrap_or(config.log_level));
+    for notice in &config.notices {
+        log::warn!("{}: {notice}", args.config.display());
+    }
     match run(config, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use oidc_proto::Response;
+use oidc_proto::types::UnixUser;
 
 use crate::auth::login::Logins;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::local::LocalAccounts;
+use crate::identity::provisional::{self, Inserted};
 use crate::oidc::Provider;
 use crate::store::{Store, StoreError};
 
@@ -28,7 +30,7 @@ pub struct State {
     provider: RwLock<Option<Arc<Provider>>>,
     /// Device-flow logins in progress.
     pub logins: Logins,
-    provisional: Mutex<Provisional>,
+    provisional: Mutex<provisional::Table>,
     store: Mutex<StoreSlot>,
     local: Mutex<LocalAccounts>,
     cache: Mutex<AnswerCache>,
@@ -36,6 +38,26 @@ pub struct State {
     pub clock: Clock,
     /// When the daemon started.
     pub started: Instant,
+}
+
+/// Why [`State::store`] failed. Each variant says how the caller reacts.
+#[derive(Debug)]
+pub enum StoreFailure {
+    /// The database cannot be opened (the reason is logged when it broke): answer
+    /// "unavailable"; it is retried every [`REOPEN_EVERY`] and on SIGHUP.
+    Broken(String),
+    /// The operation failed: a refused change ([`StoreError::Conflict`]) is the caller's to
+    /// explain; anything else is a fault of this host, for the log and not for the user.
+    Failed(StoreError),
+}
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Broken(why) => f.write_str(why),
+            Self::Failed(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// The store, or why it cannot be used.
@@ -54,7 +76,7 @@ impl State {
         Self {
             provider: RwLock::new(build_provider(&config)),
             logins: Logins::default(),
-            provisional: Mutex::new(Provisional::default()),
+            provisional: Mutex::new(provisional::Table::default()),
             config: RwLock::new(Arc::new(config)),
             store: Mutex::new(store),
             local: Mutex::new(local),
@@ -69,7 +91,7 @@ impl State {
         Self {
             provider: RwLock::new(build_provider(&config)),
             logins: Logins::default(),
-            provisional: Mutex::new(Provisional::default()),
+            provisional: Mutex::new(provisional::Table::default()),
             config: RwLock::new(Arc::new(config)),
             store: Mutex::new(StoreSlot::Open(store)),
             local: Mutex::new(local),
@@ -118,11 +140,12 @@ impl State {
     }
 
     /// Runs `f` with the store, reopening a broken one at most every [`REOPEN_EVERY`].
-    /// `Err` carries the reason the store is unusable.
-    pub fn with_store<T>(
+    /// `Err` says whether the store is unusable or the operation failed, so the caller can
+    /// tell a refused change ([`StoreError::Conflict`]) from a broken disk.
+    pub fn store<T>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
-    ) -> Result<T, String> {
+    ) -> Result<T, StoreFailure> {
         let mut slot = lock(&self.store);
         if let StoreSlot::Broken(_, tried) = &*slot {
             if tried.elapsed() >= REOPEN_EVERY {
@@ -130,12 +153,23 @@ impl State {
             }
         }
         match &mut *slot {
-            StoreSlot::Open(store) => f(store).map_err(|e| {
-                log::error!("{e}");
-                e.to_string()
-            }),
-            StoreSlot::Broken(why, _) => Err(why.clone()),
+            StoreSlot::Open(store) => f(store).map_err(StoreFailure::Failed),
+            StoreSlot::Broken(why, _) => Err(StoreFailure::Broken(why.clone())),
         }
+    }
+
+    /// [`State::store`] for callers that only pass the reason on (lookups answer
+    /// "unavailable" with it); errors other than a broken store are logged here.
+    pub fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, String> {
+        self.store(f).map_err(|e| {
+            if let StoreFailure::Failed(inner) = &e {
+                log::error!("{inner}");
+            }
+            e.to_string()
+        })
     }
 
     /// Retries a broken store now (SIGHUP).
@@ -199,9 +233,12 @@ impl State {
             .insert(key, (resp.clone(), Instant::now() + ttl));
     }
 
-    /// Forgets every cached answer (after any change to users or groups).
+    /// Forgets every cached answer, and withdraws provisional entries whose UID went to a
+    /// real identity (after any change to users or groups). Call it holding no other lock of
+    /// the state.
     pub fn invalidate(&self) {
         lock(&self.cache).entries.clear();
+        self.reconcile_provisional();
     }
 }
 
@@ -263,22 +300,15 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Provisional passwd entries handed to sshd for names not seen before (see
-/// [`State::provisional_user`]).
-#[derive(Default)]
-struct Provisional {
-    entries: HashMap<String, (oidc_proto::types::UnixUser, Instant)>,
-    recent: Vec<Instant>,
-}
-
 impl State {
     /// A provisional passwd entry for `name`, made for sshd, which refuses users it cannot
     /// resolve before authentication. Only for names that pass the mapping rules and are
-    /// neither local nor known, at most `max_provisional_per_minute` new ones a minute, each
-    /// living `provisional_ttl` unless a login makes the user real. Its UID comes from the
-    /// deterministic allocation (issuer and name, as no subject is known yet) and is the UID
-    /// the user keeps if this login succeeds.
-    pub fn provisional_user(&self, name: &str) -> Option<oidc_proto::types::UnixUser> {
+    /// neither local nor known, each living `provisional_ttl` unless a login makes the user
+    /// real or holds it longer ([`identity::provisional`] has the rules). Its UID comes from
+    /// the deterministic allocation (issuer and name, as no subject is known yet), skipping
+    /// IDs in use and those of other live entries, and is the UID the user keeps if the login
+    /// succeeds.
+    pub fn provisional_user(&self, name: &str) -> Option<UnixUser> {
         let cfg = self.config();
         let issuer = cfg.provider.as_ref()?.issuer.clone();
         if cfg.mapping.uid_source == crate::config::UidSource::Claim {
@@ -288,8 +318,8 @@ impl State {
         let now = Instant::now();
         {
             let mut p = lock(&self.provisional);
-            p.entries.retain(|_, (_, until)| *until > now);
-            if let Some((u, _)) = p.entries.get(name) {
+            p.expire(now);
+            if let Some(u) = p.get(name, now) {
                 return Some(u.clone());
             }
         }
@@ -306,33 +336,27 @@ impl State {
             return None;
         }
         let mut p = lock(&self.provisional);
-        p.recent
-            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        if p.recent.len() >= cfg.login.max_provisional_per_minute as usize {
-            log::warn!(
-                "provisional entry for {name} refused: more than {} a minute",
-                cfg.login.max_provisional_per_minute
-            );
-            return None;
-        }
-        let taken_in_use = |id: u32| {
-            local.uids.contains(&id)
-                || local.gids.contains(&id)
-                || p.entries.values().any(|(u, _)| u.uid == id)
-                || self
-                    .with_store(|s| {
-                        Ok(s.user_by_uid(id)?.is_some() || s.group_by_gid(id)?.is_some())
-                    })
-                    .unwrap_or(true)
+        let uid = {
+            let taken = |id: u32| {
+                local.uids.contains(&id)
+                    || local.gids.contains(&id)
+                    || p.uid_in_use(id, now)
+                    || self
+                        .with_store(|s| {
+                            Ok(s.user_by_uid(id)?.is_some() || s.group_by_gid(id)?.is_some())
+                        })
+                        .unwrap_or(true)
+            };
+            crate::identity::ids::allocate(
+                &issuer,
+                crate::identity::ids::IdKind::User,
+                &format!("name:{name}"),
+                cfg.mapping.uids,
+                taken,
+            )?
         };
-        let uid = crate::identity::ids::allocate(
-            &issuer,
-            crate::identity::ids::IdKind::User,
-            &format!("name:{name}"),
-            cfg.mapping.uids,
-            taken_in_use,
-        )?;
-        let user = oidc_proto::types::UnixUser {
+        drop(local);
+        let user = UnixUser {
             name: name.to_string(),
             uid,
             gid: uid,
@@ -344,43 +368,101 @@ impl State {
                 .replace("{uid}", &uid.to_string()),
             shell: cfg.mapping.shell.clone(),
         };
-        drop(local);
-        p.recent.push(now);
-        p.entries.insert(
-            name.to_string(),
-            (user.clone(), now + cfg.login.provisional_ttl),
-        );
+        let cap = cfg.login.max_provisional_entries as usize;
+        match p.insert(user.clone(), now, cfg.login.provisional_ttl, cap) {
+            Inserted::Added => {}
+            Inserted::Evicted(old) => {
+                log::info!(
+                    "provisional entry for {} (uid {}) evicted for {name}: \
+                     login.max_provisional_entries ({cap}) reached",
+                    old.name,
+                    old.uid
+                );
+                provisional_event("evicted", &old.name, old.uid).emit();
+            }
+            Inserted::Full => {
+                log::warn!(
+                    "provisional entry for {name} refused: all {cap} entries \
+                     (login.max_provisional_entries) are held by logins in progress"
+                );
+                return None;
+            }
+        }
+        drop(p);
         log::info!(
             "provisional entry for {name} (uid {uid}) handed to sshd; it expires in {}s unless {name} logs in",
             cfg.login.provisional_ttl.as_secs()
         );
+        provisional_event("created", name, uid).emit();
         Some(user)
     }
 
     /// A live provisional entry by UID.
-    pub fn provisional_by_uid(&self, uid: u32) -> Option<oidc_proto::types::UnixUser> {
-        let now = Instant::now();
-        let p = lock(&self.provisional);
-        p.entries
-            .values()
-            .find(|(u, until)| u.uid == uid && *until > now)
-            .map(|(u, _)| u.clone())
+    pub fn provisional_by_uid(&self, uid: u32) -> Option<UnixUser> {
+        lock(&self.provisional).by_uid(uid, Instant::now()).cloned()
     }
 
-    /// The UID of a live provisional entry for `name`.
-    pub fn provisional_uid(&self, name: &str) -> Option<u32> {
-        let now = Instant::now();
-        lock(&self.provisional)
-            .entries
-            .get(name)
-            .filter(|(_, until)| *until > now)
-            .map(|(u, _)| u.uid)
+    /// Keeps `name`'s provisional entry until at least `until` (a login that began with it
+    /// runs until then) and returns its UID; `None` when there is no live entry.
+    pub fn pin_provisional(&self, name: &str, until: Instant) -> Option<u32> {
+        lock(&self.provisional).pin(name, until, Instant::now())
     }
 
     /// Drops the provisional entry of `name` (the user is now real).
     pub fn forget_provisional(&self, name: &str) {
-        lock(&self.provisional).entries.remove(name);
+        lock(&self.provisional).remove(name);
     }
+
+    /// Withdraws every provisional entry whose UID a real identity (or a local account) now
+    /// has: a provisional UID yields to real ones, so a stranger holding an entry cannot steer
+    /// anyone's UID, and the login that held it is refused at its end (the UID it began with
+    /// is gone). Runs after every change to users and groups.
+    fn reconcile_provisional(&self) {
+        let now = Instant::now();
+        let live = lock(&self.provisional).live_uids(now);
+        if live.is_empty() {
+            return;
+        }
+        let Ok(local) = self.local() else { return };
+        let mut lost = Vec::new();
+        for (name, uid) in live {
+            let owner = if local.uids.contains(&uid) || local.gids.contains(&uid) {
+                Some("a local account or group".to_string())
+            } else {
+                self.with_store(|s| {
+                    if let Some(u) = s.user_by_uid(uid)? {
+                        return Ok((u.name != name).then(|| format!("the user {}", u.name)));
+                    }
+                    Ok(s.group_by_gid(uid)?
+                        .filter(|g| g.name != name)
+                        .map(|g| format!("the group {}", g.name)))
+                })
+                .unwrap_or(None)
+            };
+            if let Some(owner) = owner {
+                lost.push((name, uid, owner));
+            }
+        }
+        drop(local);
+        let mut p = lock(&self.provisional);
+        for (name, uid, owner) in lost {
+            p.remove(&name);
+            log::warn!(
+                "provisional entry for {name} withdrawn: its uid {uid} now belongs to {owner}; \
+                 a login that began with it will be refused"
+            );
+            provisional_event("withdrawn", &name, uid)
+                .field("message", format!("uid now belongs to {owner}"))
+                .emit();
+        }
+    }
+}
+
+fn provisional_event(outcome: &str, name: &str, uid: u32) -> crate::audit::Record {
+    crate::audit::record(crate::audit::Event::ProvisionalEntry, outcome)
+        .field("user", name)
+        .field("service", "sshd")
+        .number("uid", u64::from(uid))
 }
 
 #[cfg(test)]

@@ -158,15 +158,15 @@ fn hs256_id_token_is_refused() {
     );
 }
 
-/// A token endpoint answering 200 with a body that is not JSON is refused.
+/// A token endpoint answering 200 with an HTML page instead of JSON is refused, and said so.
 #[test]
-fn garbage_token_answer_is_refused() {
+fn html_token_answer_is_refused() {
     fault(
         "garbage",
         &Expect {
             prompt: true,
             user: "the identity provider failed: invalid answer from the provider",
-            log: "HTTP 200 with a body that is not JSON",
+            log: "HTTP 200 with an HTML page, not JSON",
             code: AUTH_ERR,
         },
     );

@@ -11,7 +11,8 @@ use oidc_proto::Response;
 use oidc_proto::types::LoginFailure;
 use serde_json::Value;
 
-use super::login::{Login, failed};
+use super::login::{Login, failed, failure_name};
+use crate::audit::Event;
 use crate::config::{ClaimSource, Config};
 use crate::identity::mapping::{self, Refusal};
 use crate::identity::names;
@@ -19,39 +20,90 @@ use crate::oidc::device::{self, DeviceAuthorization, Poll};
 use crate::oidc::id_token::{self, Expect, Invalid};
 use crate::oidc::provider::Discovered;
 use crate::oidc::{OidcError, Provider, userinfo};
-use crate::state::State;
-use crate::store::{NewIds, Source};
+use crate::state::{State, StoreFailure};
+use crate::store::{NewIds, Source, StoreError};
 
 /// Transport failures tolerated in a row while polling before the login fails.
 const MAX_POLL_FAILURES: u32 = 3;
 /// RFC 8628 §3.5: `slow_down` adds five seconds.
 const SLOW_DOWN: Duration = Duration::from_secs(5);
 
+/// Why [`precheck_user`] says no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrecheckRefusal {
+    /// No approval could make this name valid here (root, not a safe name, reserved, a local
+    /// account that is not linked): the PAM module stays quiet and the next module decides.
+    NotOurs(String),
+    /// The host cannot tell now (the identity cache or the account files are unreadable): the
+    /// login is "unavailable"; the reason is for the log.
+    Unavailable(String),
+}
+
 /// Refuses, before anything is asked of the provider, a user name that no approval could ever
 /// make valid: not a safe name, root, reserved, or a local account that is not linked.
-pub fn precheck_user(state: &State, user: &str) -> Result<(), String> {
+pub fn precheck_user(state: &State, user: &str) -> Result<(), PrecheckRefusal> {
     let cfg = state.config();
+    let not_ours = |why: String| Err(PrecheckRefusal::NotOurs(why));
     if user == "root" {
-        return Err("root cannot log in through oidcd".into());
+        return not_ours("root cannot log in through oidcd".into());
     }
     if !names::is_valid_name(user, !cfg.mapping.lowercase_names) {
-        return Err(format!("{user:?} is not a name oidcd can serve"));
+        return not_ours(format!("{user:?} is not a name oidcd can serve"));
     }
-    let local = state.local()?;
-    if local.users.contains_key(user) {
+    let local_uid = state
+        .local()
+        .map_err(PrecheckRefusal::Unavailable)?
+        .users
+        .get(user)
+        .copied();
+    if let Some(uid) = local_uid {
         let linked = state
-            .with_store(|s| s.link_of(user))
-            .map_err(|e| e.to_string())?
+            .store(|s| s.link_of(user))
+            .map_err(|e| PrecheckRefusal::Unavailable(e.to_string()))?
             .is_some();
-        if !linked && !cfg.access.link_by_email {
-            return Err(format!(
-                "{user} is a local account that is not linked to an identity (see oidcctl link)"
-            ));
+        if linked {
+            return Ok(());
         }
-        return Ok(());
+        if cfg.access.link_by_email {
+            return match email_linkable(&cfg, user, uid) {
+                Ok(()) => Ok(()),
+                Err(why) => not_ours(format!(
+                    "{user} is a local account that is not linked to an identity, and \
+                     access.link_by_email does not reach it: {why}"
+                )),
+            };
+        }
+        return not_ours(format!(
+            "{user} is a local account that is not linked to an identity (see oidcctl link)"
+        ));
     }
     if names::is_reserved_name(user) && !cfg.mapping.allow_names.iter().any(|n| n == user) {
-        return Err(format!("{user} is a reserved name"));
+        return not_ours(format!("{user} is a reserved name"));
+    }
+    Ok(())
+}
+
+/// `access.link_by_email` reaches only ordinary people's accounts: a UID in the range
+/// `useradd` gives people (`UID_MIN`..`UID_MAX` of /etc/login.defs, 1000..60000 by default),
+/// never a reserved ID, and a name that is neither reserved nor a well-known service or
+/// cloud-image account (`backup`, `git`, `ubuntu`...): whoever gets `git@example.com`
+/// verified at the provider must not become the host's `git`.
+pub fn email_linkable(cfg: &Config, user: &str, uid: u32) -> Result<(), String> {
+    if cfg.mapping.allow_names.iter().any(|n| n == user) {
+        return Ok(());
+    }
+    if names::is_reserved_name(user) || names::is_service_account_name(user) {
+        return Err(format!(
+            "{user} is a system, service or cloud-image account (list it in \
+             mapping.allow_names, or link it explicitly with oidcctl link)"
+        ));
+    }
+    let (lo, hi) = crate::identity::local::people_uid_range();
+    if !(lo..=hi).contains(&uid) || crate::config::is_reserved_id(uid) {
+        return Err(format!(
+            "its UID {uid} is outside the range of people's accounts ({lo}-{hi}, UID_MIN and \
+             UID_MAX in /etc/login.defs)"
+        ));
     }
     Ok(())
 }
@@ -67,8 +119,8 @@ pub fn run(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         poll_loop(state, provider, d, login, authz)
     }));
-    let resp = match outcome {
-        Ok(Some(resp)) => resp,
+    let (resp, sub) = match outcome {
+        Ok(Some(verdict)) => verdict,
         Ok(None) => {
             log::info!("login {} cancelled; stopped polling", login.describe());
             return;
@@ -78,11 +130,26 @@ pub fn run(
                 "login {}: internal error (panic), refused",
                 login.describe()
             );
-            failed(LoginFailure::Internal, "internal error")
+            (failed(LoginFailure::Internal, "internal error"), None)
         }
     };
+    if let Response::LoginFailed { reason, message } = &resp {
+        let issuer = provider.config.issuer.as_str();
+        let mut event = login
+            .audit(Event::LoginRefused, "refused")
+            .field("issuer", issuer)
+            .field("reason", failure_name(*reason))
+            .field("message", message.as_str());
+        if let Some(sub) = &sub {
+            event = event.field("sub", sub.as_str());
+        }
+        event.emit();
+    }
     login.finish(resp);
 }
+
+/// A verdict, with the subject when the token was valid.
+type Verdict = (Response, Option<String>);
 
 fn poll_loop(
     state: &State,
@@ -90,24 +157,24 @@ fn poll_loop(
     d: &Discovered,
     login: &Login,
     authz: &DeviceAuthorization,
-) -> Option<Response> {
+) -> Option<Verdict> {
     let cfg = state.config();
     let mut interval = authz.interval.unwrap_or(cfg.login.default_poll_interval);
     let mut failures = 0;
     loop {
-        let left = login.deadline.saturating_duration_since(Instant::now());
+        let left = login.deadline().saturating_duration_since(Instant::now());
         if login.sleep_unless_cancelled(interval.min(left)) {
             return None;
         }
-        if Instant::now() >= login.deadline {
+        if Instant::now() >= login.deadline() {
             log::warn!(
                 "login {}: not approved within {}s",
                 login.describe(),
-                login.deadline.duration_since(login.started).as_secs()
+                login.deadline().duration_since(login.started).as_secs()
             );
-            return Some(failed(
-                LoginFailure::Expired,
-                "the code was not approved in time",
+            return Some((
+                failed(LoginFailure::Expired, "the code was not approved in time"),
+                None,
             ));
         }
         match device::poll(provider, d, &authz.device_code) {
@@ -122,24 +189,30 @@ fn poll_loop(
             }
             Ok(Poll::Denied) => {
                 log::warn!("login {}: denied at the provider", login.describe());
-                return Some(failed(
-                    LoginFailure::Denied,
-                    "the login was denied at the identity provider",
+                return Some((
+                    failed(
+                        LoginFailure::Denied,
+                        "the login was denied at the identity provider",
+                    ),
+                    None,
                 ));
             }
             Ok(Poll::Expired) => {
                 log::warn!("login {}: the code expired", login.describe());
-                return Some(failed(
-                    LoginFailure::Expired,
-                    "the code expired before it was approved",
+                return Some((
+                    failed(
+                        LoginFailure::Expired,
+                        "the code expired before it was approved",
+                    ),
+                    None,
                 ));
             }
             Ok(Poll::Approved(tokens)) => {
-                if login.is_cancelled() {
+                if !login.begin_decide() {
                     return None;
                 }
                 let approved_at = Instant::now();
-                let resp = complete(
+                let verdict = complete(
                     state,
                     provider,
                     d,
@@ -152,7 +225,7 @@ fn poll_loop(
                     login.describe(),
                     approved_at.elapsed().as_millis()
                 );
-                return Some(resp);
+                return Some(verdict);
             }
             Err(e @ OidcError::Unreachable(_)) if failures + 1 < MAX_POLL_FAILURES => {
                 failures += 1;
@@ -160,9 +233,9 @@ fn poll_loop(
             }
             Err(e) => {
                 log::error!("login {}: {e}", login.describe());
-                return Some(failed(
-                    e.failure(),
-                    &format!("the identity provider failed: {e}"),
+                return Some((
+                    failed(e.failure(), &format!("the identity provider failed: {e}")),
+                    None,
                 ));
             }
         }
@@ -177,18 +250,36 @@ fn complete(
     login: &Login,
     id_token: &str,
     access_token: &str,
-) -> Response {
+) -> Verdict {
     let cfg = state.config();
     let validated = match validate(state, provider, d, id_token, &cfg) {
         Ok(v) => v,
-        Err(e) => {
+        Err(TokenError::Provider(e)) => {
             log::error!("login {}: {e}", login.describe());
-            return failed(
-                LoginFailure::InvalidToken,
-                "the identity provider's answer failed validation",
+            return (
+                failed(e.failure(), &format!("the identity provider failed: {e}")),
+                None,
+            );
+        }
+        Err(TokenError::Invalid(invalid)) => {
+            log::error!(
+                "login {}: token rejected: {}",
+                login.describe(),
+                invalid.detail()
+            );
+            return (
+                failed(
+                    LoginFailure::InvalidToken,
+                    &format!(
+                        "the identity provider's answer failed validation: {}",
+                        invalid.problem().user_message()
+                    ),
+                ),
+                None,
             );
         }
     };
+    let sub = Some(validated.sub.clone());
     let userinfo = if cfg.claims.source == ClaimSource::IdToken {
         None
     } else {
@@ -196,15 +287,26 @@ fn complete(
             Ok(u) => Some(u),
             Err(e) => {
                 log::error!("login {}: userinfo: {e}", login.describe());
-                return failed(
-                    e.failure(),
-                    &format!("could not read the user's claims: {e}"),
+                return (
+                    failed(
+                        e.failure(),
+                        &format!("could not read the user's claims: {e}"),
+                    ),
+                    sub,
                 );
             }
         }
     };
     let claims = userinfo::merge(cfg.claims.source, &validated.claims, userinfo.as_ref());
-    decide(state, login, &claims, &validated.sub)
+    (decide(state, login, &claims, &validated.sub), sub)
+}
+
+/// Why the ID token was not accepted.
+enum TokenError {
+    /// The keys could not be fetched again.
+    Provider(OidcError),
+    /// The token itself.
+    Invalid(Invalid),
 }
 
 fn validate(
@@ -213,7 +315,7 @@ fn validate(
     d: &Discovered,
     token: &str,
     cfg: &Config,
-) -> Result<id_token::Validated, OidcError> {
+) -> Result<id_token::Validated, TokenError> {
     let skew = i64::try_from(cfg.login.clock_skew.as_secs()).unwrap_or(60);
     let expect = Expect {
         issuer: &provider.config.issuer,
@@ -226,10 +328,13 @@ fn validate(
         Ok(v) => Ok(v),
         Err(Invalid::UnknownKey { kid, message }) => {
             log::info!("{message}: asking the provider for its current keys");
-            let fresh = provider.refresh_keys(kid.as_deref())?;
-            Ok(id_token::validate(token, &fresh.keys, &expect)?)
+            let deadline = Instant::now() + crate::oidc::http::REQUEST_TIMEOUT;
+            let fresh = provider
+                .refresh_keys(kid.as_deref(), deadline)
+                .map_err(TokenError::Provider)?;
+            id_token::validate(token, &fresh.keys, &expect).map_err(TokenError::Invalid)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(TokenError::Invalid(e)),
     }
 }
 
@@ -238,7 +343,6 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
     let cfg = state.config();
     let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
     let user = login.user.as_str();
-    let provisional_uid = state.provisional_uid(user);
     let local = match state.local() {
         Ok(l) => l,
         Err(e) => {
@@ -247,10 +351,10 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
         }
     };
 
-    if local.users.contains_key(user) {
+    if let Some(&local_uid) = local.users.get(user) {
         // An existing local account: only through its link.
         drop(local);
-        return decide_linked(state, login, &cfg, claims, sub, issuer);
+        return decide_linked(state, login, &cfg, claims, sub, issuer, local_uid);
     }
 
     let mapped = match mapping::map_claims(claims, &cfg, &local) {
@@ -284,8 +388,8 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
         local: &local,
         now: state.clock.now(),
     };
-    let applied = state.with_store(|s| {
-        let a = s.apply_user_with_uid(&ctx, &mapped, claims, Source::Login, provisional_uid)?;
+    let applied = state.store(|s| {
+        let a = s.apply_user(&ctx, &mapped, claims, Source::Login, login.resolved_uid)?;
         s.touch_login(&a.name, ctx.now)?;
         Ok(a)
     });
@@ -307,16 +411,51 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
                     String::new()
                 },
                 a.renamed_from
+                    .as_ref()
                     .map(|old| format!(", renamed from {old}"))
                     .unwrap_or_default()
             );
+            login
+                .audit(Event::LoginApproved, "approved")
+                .field("issuer", issuer)
+                .field("sub", sub)
+                .number("uid", u64::from(a.uid))
+                .field("account", if a.created { "created" } else { "existing" })
+                .emit();
             Response::LoginApproved {
                 user: user.to_string(),
             }
         }
-        Err(why) => {
-            log::error!("login {} refused: {why}", login.describe());
-            failed(LoginFailure::NameRefused, &why)
+        Err(StoreFailure::Failed(StoreError::Conflict(why))) => {
+            log::warn!("login {} refused (sub {sub:?}): {why}", login.describe());
+            failed(
+                LoginFailure::NameRefused,
+                &format!(
+                    "login refused: {user} cannot be given to this identity here: its name or \
+                     UID is taken (the administrator can see why in oidcd's log)"
+                ),
+            )
+        }
+        Err(StoreFailure::Failed(StoreError::ResolvedUidLost(why))) => {
+            log::warn!("login {} refused (sub {sub:?}): {why}", login.describe());
+            failed(
+                LoginFailure::Expired,
+                &format!(
+                    "login refused: the account {user} changed while this login ran; log in \
+                     again"
+                ),
+            )
+        }
+        Err(e) => {
+            log::error!(
+                "login {} refused (sub {sub:?}): cannot store the user: {e}",
+                login.describe()
+            );
+            failed(
+                LoginFailure::Internal,
+                "login refused: this host cannot record the account now (the administrator can \
+                 see why in oidcd's log)",
+            )
         }
     }
 }
@@ -328,18 +467,27 @@ fn decide_linked(
     claims: &Value,
     sub: &str,
     issuer: &str,
+    local_uid: u32,
 ) -> Response {
     let user = login.user.as_str();
-    let link = state.with_store(|s| s.link_of(user));
-    let linked = match link {
-        Ok(Some(l)) => l.issuer == issuer && l.sub == sub,
-        Ok(None) => false,
+    let link = match state.store(|s| s.link_of(user)) {
+        Ok(l) => l,
         Err(e) => {
             log::error!("login {}: {e}", login.describe());
-            return failed(LoginFailure::Internal, "the identity cache is unavailable");
+            return failed(
+                LoginFailure::Internal,
+                "this host's identity cache is unavailable (see oidcd's log)",
+            );
         }
     };
-    let by_email = cfg.access.link_by_email && email_links(cfg, claims, user);
+    let linked = link
+        .as_ref()
+        .is_some_and(|l| l.issuer == issuer && l.sub == sub);
+    // An explicit link wins: email reaches only accounts nobody linked.
+    let by_email = link.is_none()
+        && cfg.access.link_by_email
+        && email_linkable(cfg, user, local_uid).is_ok()
+        && email_links(cfg, claims, user);
     if !linked && !by_email {
         log::warn!(
             "login {} refused: local account not linked to sub {sub:?}",
@@ -368,6 +516,13 @@ fn decide_linked(
         login.describe(),
         if linked { "" } else { " (by verified email)" }
     );
+    login
+        .audit(Event::LoginApproved, "approved")
+        .field("issuer", issuer)
+        .field("sub", sub)
+        .number("uid", u64::from(local_uid))
+        .field("account", if linked { "linked" } else { "linked_by_email" })
+        .emit();
     Response::LoginApproved {
         user: user.to_string(),
     }
@@ -398,12 +553,16 @@ fn email_links(cfg: &Config, claims: &Value, user: &str) -> bool {
 
 fn refusal(r: &Refusal) -> (LoginFailure, String) {
     let reason = match r {
-        Refusal::NotInAllowedGroups | Refusal::EmailDomain { .. } | Refusal::EmailNotVerified => {
-            LoginFailure::NotAllowed
-        }
+        Refusal::NotInAllowedGroups
+        | Refusal::EmailDomain { .. }
+        | Refusal::EmailNotVerified
+        | Refusal::NameFromUnverifiedEmail { .. } => LoginFailure::NotAllowed,
         Refusal::InvalidName { .. } | Refusal::LocalCollision { .. } => LoginFailure::NameRefused,
         Refusal::BadClaim { .. } => LoginFailure::InvalidToken,
         Refusal::LocalFilesUnreadable(_) => LoginFailure::Internal,
     };
     (reason, format!("login refused: {r}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,5 +3,7 @@
 
 pub mod account;
 pub mod flow;
+pub mod limits;
 pub mod login;
 pub mod qr;
+pub mod sshd;

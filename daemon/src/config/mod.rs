@@ -37,6 +37,9 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[login]`.
     pub login: LoginConfig,
+    /// Keys that are accepted but no longer do anything, each with what replaced it: logged
+    /// at start and printed by `--check-config`.
+    pub notices: Vec<String>,
 }
 
 /// A value that must not reach a log.
@@ -276,10 +279,18 @@ pub struct LoginConfig {
     pub ssh_programs: Vec<PathBuf>,
     /// How long a provisional entry lives without a successful login.
     pub provisional_ttl: Duration,
-    /// Rate limit of new provisional entries.
+    /// No longer used (strangers could use a rate limit up against a real user); still
+    /// accepted so that an upgrade does not stop the daemon. See `max_provisional_entries`.
     pub max_provisional_per_minute: u32,
-    /// Concurrent device-flow logins.
+    /// Live provisional entries at once; when full, a new name evicts the oldest entry that
+    /// no login holds.
+    pub max_provisional_entries: u32,
+    /// Concurrent device-flow logins; when full, a new login evicts the oldest login of the
+    /// source holding the most.
     pub max_logins_in_progress: u32,
+    /// Concurrent device-flow logins from one source (PAM_RHOST, or the PAM service for local
+    /// logins); beyond it the source's oldest login is evicted.
+    pub max_logins_per_source: u32,
 }
 
 /// Signature algorithms that may be allowed: asymmetric only (HMAC with a public key and
@@ -372,8 +383,11 @@ impl Default for Config {
                 .to_vec(),
                 provisional_ttl: Duration::from_secs(300),
                 max_provisional_per_minute: 30,
+                max_provisional_entries: 1000,
                 max_logins_in_progress: 64,
+                max_logins_per_source: 8,
             },
+            notices: Vec::new(),
         }
     }
 }

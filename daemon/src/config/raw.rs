@@ -101,5 +101,7 @@ pub(crate) struct RawLogin {
     pub ssh_programs: S<Vec<String>>,
     pub provisional_ttl: S<f64>,
     pub max_provisional_per_minute: S<i64>,
+    pub max_provisional_entries: S<i64>,
     pub max_logins_in_progress: S<i64>,
+    pub max_logins_per_source: S<i64>,
 }

@@ -125,7 +125,11 @@ fn shipped_defaults_uncommented_are_the_defaults() {
         .filter(|l| !l.starts_with("client_secret") && !l.starts_with("ca_file"))
         .collect::<Vec<_>>()
         .join("\n");
-    let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    let mut c = parse(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    // The one key kept only for old files says so.
+    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    assert!(c.notices[0].starts_with("login.max_provisional_per_minute is no longer used"));
+    c.notices.clear();
     let p = c.provider.clone().unwrap();
     assert_eq!(p.issuer, ISSUER);
     assert_eq!(p.client_auth, ClientAuth::None);
@@ -236,7 +240,9 @@ ssh_first_login = false
 ssh_programs = ["/opt/ssh/sbin/sshd"]
 provisional_ttl = 60
 max_provisional_per_minute = 5
+max_provisional_entries = 50
 max_logins_in_progress = 8
+max_logins_per_source = 2
 "#,
         ca = ca.display()
     );
@@ -307,8 +313,16 @@ max_logins_in_progress = 8
             ssh_programs: vec!["/opt/ssh/sbin/sshd".into()],
             provisional_ttl: Duration::from_secs(60),
             max_provisional_per_minute: 5,
+            max_provisional_entries: 50,
             max_logins_in_progress: 8,
+            max_logins_per_source: 2,
         },
+        notices: vec![
+            "login.max_provisional_per_minute is no longer used (strangers could use a budget \
+             of new entries up against a real user): remove it; login.max_provisional_entries \
+             bounds the table instead"
+                .into(),
+        ],
     };
     assert_eq!(c, expected);
 }
@@ -393,6 +407,14 @@ fn out_of_range_values() {
     one_error(
         "[login]\nmax_logins_in_progress = 0\n",
         "login.max_logins_in_progress",
+    );
+    one_error(
+        "[login]\nmax_logins_per_source = 0\n",
+        "login.max_logins_per_source",
+    );
+    one_error(
+        "[login]\nmax_provisional_entries = 0\n",
+        "login.max_provisional_entries",
     );
     one_error("[cache]\ndb_path = \"cache.db\"\n", "cache.db_path");
     one_error("[login]\nssh_programs = [\"sshd\"]\n", "login.ssh_programs");

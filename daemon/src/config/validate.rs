@@ -664,12 +664,34 @@ impl Validator<'_, '_> {
             &mut lc.max_provisional_per_minute,
         );
         self.count(
+            &l.max_provisional_entries,
+            "login.max_provisional_entries",
+            1,
+            100_000,
+            &mut lc.max_provisional_entries,
+        );
+        self.count(
             &l.max_logins_in_progress,
             "login.max_logins_in_progress",
             1,
             10_000,
             &mut lc.max_logins_in_progress,
         );
+        self.count(
+            &l.max_logins_per_source,
+            "login.max_logins_per_source",
+            1,
+            10_000,
+            &mut lc.max_logins_per_source,
+        );
+        if l.max_provisional_per_minute.is_some() {
+            c.notices.push(
+                "login.max_provisional_per_minute is no longer used (strangers could use a \
+                 budget of new entries up against a real user): remove it; \
+                 login.max_provisional_entries bounds the table instead"
+                    .into(),
+            );
+        }
     }
 
     fn required(&mut self, v: &S<String>, section: Range<usize>, key: &str) -> Option<String> {

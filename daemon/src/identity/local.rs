@@ -73,6 +73,28 @@ impl LocalAccounts {
     }
 }
 
+/// The UIDs `useradd` gives people on this host: `UID_MIN`..`UID_MAX` from /etc/login.defs,
+/// 1000..60000 when the file or the keys are missing or unreadable.
+pub fn people_uid_range() -> (u32, u32) {
+    let text = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
+    people_uid_range_in(&text)
+}
+
+/// [`people_uid_range`] from the text of a login.defs file.
+pub fn people_uid_range_in(login_defs: &str) -> (u32, u32) {
+    let key = |k: &str| {
+        login_defs.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(k))
+                .then(|| words.next()?.parse::<u32>().ok())
+                .flatten()
+        })
+    };
+    let lo = key("UID_MIN").unwrap_or(1000);
+    let hi = key("UID_MAX").unwrap_or(60000);
+    if lo <= hi { (lo, hi) } else { (1000, 60000) }
+}
+
 fn mtime(p: &Path) -> io::Result<SystemTime> {
     std::fs::metadata(p)?.modified()
 }
@@ -120,5 +142,18 @@ mod tests {
         assert!(!l.has_name("bob"));
         assert_eq!(l.users.len(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// UID_MIN and UID_MAX come from login.defs, with useradd's defaults when absent, bad or
+    /// inverted.
+    #[test]
+    fn people_uid_range_from_login_defs() {
+        assert_eq!(people_uid_range_in(""), (1000, 60000));
+        assert_eq!(
+            people_uid_range_in("# c\nUID_MIN\t 2000\nUID_MAX 3000\nSYS_UID_MIN 100\n"),
+            (2000, 3000)
+        );
+        assert_eq!(people_uid_range_in("UID_MIN x\n"), (1000, 60000));
+        assert_eq!(people_uid_range_in("UID_MIN 5\nUID_MAX 4\n"), (1000, 60000));
     }
 }

@@ -81,6 +81,12 @@ pub enum Refusal {
     },
     /// `access.require_email_verified` and the email is not verified.
     EmailNotVerified,
+    /// The user name comes from the email address (`claims.username_claim` is the email
+    /// claim), which the provider has not verified: whoever set it first would own the name.
+    NameFromUnverifiedEmail {
+        /// The address.
+        email: String,
+    },
     /// The host's account files could not be read, so no new name can be checked.
     LocalFilesUnreadable(String),
 }
@@ -107,6 +113,11 @@ impl fmt::Display for Refusal {
             Self::EmailNotVerified => f.write_str(
                 "email address not verified by the provider (access.require_email_verified)",
             ),
+            Self::NameFromUnverifiedEmail { email } => write!(
+                f,
+                "the user name would come from the email address {email:?}, which the provider \
+                 has not verified (email_verified is not true)"
+            ),
             Self::LocalFilesUnreadable(e) => {
                 write!(f, "cannot read /etc/passwd or /etc/group: {e}")
             }
@@ -131,6 +142,9 @@ pub fn map_claims(
     }
     let raw_name = string_claim(claims, &cfg.claims.username)?
         .ok_or_else(|| bad(&cfg.claims.username.0, "is required to name the user"))?;
+    if name_comes_from_email(cfg) && !email_verified(claims) {
+        return Err(Refusal::NameFromUnverifiedEmail { email: raw_name });
+    }
     let name = map_user_name(&raw_name, cfg)?;
     check_not_local(&name, cfg, local)?;
 
@@ -199,6 +213,12 @@ fn gates(
         return Err(Refusal::EmailNotVerified);
     }
     Ok(())
+}
+
+/// Whether the user name is read from the email claim (`username_claim = "email"`, or the
+/// same claim as `email_claim`).
+pub fn name_comes_from_email(cfg: &Config) -> bool {
+    cfg.claims.username == cfg.claims.email || cfg.claims.username.0 == "email"
 }
 
 /// `email_verified`: only `true` (or the string "true", as AWS Cognito sends it) counts.

@@ -5,3 +5,4 @@ pub mod ids;
 pub mod local;
 pub mod mapping;
 pub mod names;
+pub mod provisional;

@@ -68,6 +68,53 @@ const RESERVED: &[&str] = &[
     "oidcd",
 ];
 
+/// Accounts that services and cloud images create with a UID in the people's range (so the UID
+/// alone does not tell them from a person), and that a provider identity must never reach by
+/// its email address (`access.link_by_email`): `git@example.com` verified at the provider is
+/// not the host's `git`, `ubuntu@example.com` not the cloud image's admin account.
+const SERVICE_ACCOUNTS: &[&str] = &[
+    "git",
+    "gitlab",
+    "gitlab-runner",
+    "gitea",
+    "forgejo",
+    "postgres",
+    "mysql",
+    "redis",
+    "jenkins",
+    "ansible",
+    "deploy",
+    "ftp",
+    "nginx",
+    "apache",
+    "httpd",
+    "tomcat",
+    "elasticsearch",
+    "grafana",
+    "prometheus",
+    "ubuntu",
+    "debian",
+    "ec2-user",
+    "centos",
+    "fedora",
+    "rocky",
+    "almalinux",
+    "cloud-user",
+    "opc",
+    "azureuser",
+    "vagrant",
+    "pi",
+    "core",
+    "alpine",
+    "arch",
+    "freebsd",
+];
+
+/// Whether `name` is a well-known service or cloud-image account ([`SERVICE_ACCOUNTS`]).
+pub fn is_service_account_name(name: &str) -> bool {
+    SERVICE_ACCOUNTS.contains(&name)
+}
+
 /// A safe POSIX-style name: starts with a letter or `_`, then letters, digits, `_`, `.`, `-`;
 /// at most [`MAX_NAME_LEN`] bytes; not all digits (it would read as an ID); lowercase unless
 /// `allow_upper`.
@@ -151,6 +198,10 @@ mod tests {
         assert!(is_reserved_name("nobody"));
         assert!(is_reserved_name("systemd-network"));
         assert!(!is_reserved_name("alice"));
+        for svc in ["git", "ubuntu", "ec2-user", "postgres"] {
+            assert!(is_service_account_name(svc), "{svc}");
+        }
+        assert!(!is_service_account_name("alice"));
     }
 
     /// Globs with `*`.

@@ -2,7 +2,7 @@
 //! Each poll is one request; the caller paces and cancels them.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -71,10 +71,24 @@ pub enum Poll {
     Expired,
 }
 
-/// Starts a device authorization with the configured scopes.
-pub fn authorize(p: &Provider, d: &Discovered) -> Result<DeviceAuthorization, OidcError> {
+/// Shortest poll interval taken from a provider: RFC 8628 says 5 s when unstated, and an
+/// `interval` of 0 would have the daemon poll in a tight loop.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts a device authorization with the configured scopes, within `deadline`.
+pub fn authorize(
+    p: &Provider,
+    d: &Discovered,
+    deadline: Instant,
+) -> Result<DeviceAuthorization, OidcError> {
     let scope = p.config.scopes.join(" ");
-    let r = http::post_form(&p.http, &p.config, &d.device_endpoint, &[("scope", &scope)])?;
+    let r = http::post_form(
+        &p.http,
+        &p.config,
+        &d.device_endpoint,
+        &[("scope", &scope)],
+        deadline,
+    )?;
     if r.status != 200 {
         return Err(OidcError::from_body(r.status, &r.body));
     }
@@ -121,7 +135,7 @@ pub fn parse_authorization(body: &Value) -> Result<DeviceAuthorization, OidcErro
         verification_uri,
         verification_uri_complete,
         expires_in: Duration::from_secs(expires_in.clamp(1, 3600)),
-        interval: secs("interval").map(|s| Duration::from_secs(s.min(60))),
+        interval: secs("interval").map(|s| Duration::from_secs(s.min(60)).max(MIN_INTERVAL)),
     })
 }
 
@@ -138,13 +152,14 @@ fn check_uri(uri: &str) -> Result<(), OidcError> {
     }
 }
 
-/// Polls the token endpoint once.
+/// Polls the token endpoint once, within [`http::REQUEST_TIMEOUT`].
 pub fn poll(p: &Provider, d: &Discovered, device_code: &str) -> Result<Poll, OidcError> {
     let r = http::post_form(
         &p.http,
         &p.config,
         &d.token_endpoint,
         &[("grant_type", GRANT_TYPE), ("device_code", device_code)],
+        Instant::now() + http::REQUEST_TIMEOUT,
     )?;
     parse_poll(r.status, &r.body)
 }
@@ -204,6 +219,26 @@ mod tests {
         .unwrap();
         assert_eq!(g.verification_uri, "https://www.google.com/device");
         assert_eq!(g.interval, Some(Duration::from_secs(5)));
+    }
+
+    /// A provider's `interval` of 0 (or "0") is raised to [`MIN_INTERVAL`], so the daemon
+    /// never polls in a tight loop; a huge one is capped at a minute.
+    #[test]
+    fn interval_has_a_floor_and_a_ceiling() {
+        for zero in [json!(0), json!("0")] {
+            let a = parse_authorization(&json!({
+                "device_code": "dc", "user_code": "C", "verification_uri": "https://idp/d",
+                "expires_in": 600, "interval": zero
+            }))
+            .unwrap();
+            assert_eq!(a.interval, Some(MIN_INTERVAL));
+        }
+        let a = parse_authorization(&json!({
+            "device_code": "dc", "user_code": "C", "verification_uri": "https://idp/d",
+            "expires_in": 600, "interval": 86400
+        }))
+        .unwrap();
+        assert_eq!(a.interval, Some(Duration::from_secs(60)));
     }
 
     /// Codes or URIs that could carry terminal escapes or mislead are refused.

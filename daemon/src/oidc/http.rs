@@ -1,12 +1,18 @@
 //! HTTP to the provider: one blocking client (the daemon runs on plain threads, never inside an
 //! async runtime, where reqwest's blocking client would panic), no redirects, short timeouts,
 //! bounded response bodies, and client authentication at the token endpoints.
+//!
+//! Every request has a deadline, and every body is read through one cap ([`MAX_BODY`]), also
+//! the discovery document and the keys that openidconnect fetches ([`bounded_client`]): a
+//! provider that answers slowly forever or sends a 100 MB answer costs at most the deadline and
+//! 1 MiB.
 
+use std::fmt;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use openidconnect::reqwest;
 use openidconnect::url::form_urlencoded;
+use openidconnect::{HttpRequest, HttpResponse, reqwest};
 use serde_json::Value;
 
 use super::OidcError;
@@ -17,7 +23,8 @@ const MAX_BODY: u64 = 1024 * 1024;
 /// Largest `ca_file` read (a full system bundle is about 200 KB).
 const MAX_CA_FILE_LEN: u64 = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one request may take, whatever deadline its caller has.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the client: the system's trust store plus `ca_file`, redirects refused (a redirect
 /// from a token endpoint is a misconfiguration or an attack, never something to follow).
@@ -55,13 +62,28 @@ pub struct JsonResponse {
     pub body: Value,
 }
 
-/// POSTs a form to a token-style endpoint with the configured client authentication.
+/// The time a request may take: [`REQUEST_TIMEOUT`], or less when `deadline` is sooner. An
+/// error when the deadline has passed.
+pub fn time_left(url: &str, deadline: Instant) -> Result<Duration, OidcError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(10) {
+        return Err(OidcError::Unreachable(format!(
+            "{url}: no time left to ask (the provider's earlier answers took the whole budget)"
+        )));
+    }
+    Ok(left.min(REQUEST_TIMEOUT))
+}
+
+/// POSTs a form to a token-style endpoint with the configured client authentication, within
+/// `deadline`.
 pub fn post_form(
     http: &reqwest::blocking::Client,
     p: &ProviderConfig,
     url: &str,
     params: &[(&str, &str)],
+    deadline: Instant,
 ) -> Result<JsonResponse, OidcError> {
+    let timeout = time_left(url, deadline)?;
     let mut form: Vec<(&str, &str)> = params.to_vec();
     let mut req = http.post(url).header("Accept", "application/json");
     match (p.client_auth, &p.client_secret) {
@@ -82,24 +104,28 @@ pub fn post_form(
         .finish();
     let resp = req
         .header("Content-Type", "application/x-www-form-urlencoded")
+        .timeout(timeout)
         .body(body)
         .send()
-        .map_err(|e| transport(url, &e))?;
+        .map_err(|e| transport(url, &e, timeout))?;
     read_json(url, resp)
 }
 
-/// GETs a JSON resource with a bearer token.
+/// GETs a JSON resource with a bearer token, within `deadline`.
 pub fn get_bearer(
     http: &reqwest::blocking::Client,
     url: &str,
     token: &str,
+    deadline: Instant,
 ) -> Result<(JsonResponse, String), OidcError> {
+    let timeout = time_left(url, deadline)?;
     let resp = http
         .get(url)
         .header("Accept", "application/json")
         .bearer_auth(token)
+        .timeout(timeout)
         .send()
-        .map_err(|e| transport(url, &e))?;
+        .map_err(|e| transport(url, &e, timeout))?;
     let content_type = resp
         .headers()
         .get("content-type")
@@ -116,15 +142,8 @@ pub fn get_bearer(
 
 fn read_json(url: &str, resp: reqwest::blocking::Response) -> Result<JsonResponse, OidcError> {
     let status = resp.status().as_u16();
-    let mut bytes = Vec::new();
-    resp.take(MAX_BODY + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| OidcError::Unreachable(format!("{url}: reading the answer: {e}")))?;
-    if bytes.len() as u64 > MAX_BODY {
-        return Err(OidcError::InvalidResponse(format!(
-            "{url}: answer larger than {MAX_BODY} bytes"
-        )));
-    }
+    let html = is_html(resp.headers());
+    let bytes = read_body(url, resp)?;
     if (300..400).contains(&status) {
         return Err(OidcError::InvalidResponse(format!(
             "{url}: unexpected redirect (HTTP {status})"
@@ -139,13 +158,58 @@ fn read_json(url: &str, resp: reqwest::blocking::Response) -> Result<JsonRespons
     match serde_json::from_slice(&bytes) {
         Ok(body) => Ok(JsonResponse { status, body }),
         Err(_) if status >= 500 => Err(OidcError::Unreachable(format!("{url}: HTTP {status}"))),
+        Err(_) if html || bytes.first() == Some(&b'<') => {
+            Err(OidcError::InvalidResponse(html_answer(url, status)))
+        }
         Err(e) => Err(OidcError::InvalidResponse(format!(
             "{url}: HTTP {status} with a body that is not JSON ({e})"
         ))),
     }
 }
 
-fn transport(url: &str, e: &reqwest::Error) -> OidcError {
+/// Reads a body of at most [`MAX_BODY`] bytes; a longer one is refused without reading on.
+fn read_body(url: &str, resp: reqwest::blocking::Response) -> Result<Vec<u8>, OidcError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large(url));
+    }
+    let mut bytes = Vec::new();
+    resp.take(MAX_BODY + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| OidcError::Unreachable(format!("{url}: reading the answer: {e}")))?;
+    if bytes.len() as u64 > MAX_BODY {
+        return Err(too_large(url));
+    }
+    Ok(bytes)
+}
+
+fn too_large(url: &str) -> OidcError {
+    OidcError::InvalidResponse(format!(
+        "{url}: answer larger than {} KiB, not read",
+        MAX_BODY / 1024
+    ))
+}
+
+fn is_html(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"))
+}
+
+fn html_answer(url: &str, status: u16) -> String {
+    format!(
+        "{url}: HTTP {status} with an HTML page, not JSON (is the issuer URL right, or is a \
+         proxy or login portal in the way?)"
+    )
+}
+
+fn transport(url: &str, e: &reqwest::Error, timeout: Duration) -> OidcError {
+    if e.is_timeout() {
+        return OidcError::Unreachable(format!(
+            "{url}: no complete answer within {:.1}s",
+            timeout.as_secs_f64()
+        ));
+    }
     // The error chain holds the useful part ("connection refused", "certificate verify failed").
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -155,4 +219,68 @@ fn transport(url: &str, e: &reqwest::Error) -> OidcError {
         source = s.source();
     }
     OidcError::Unreachable(format!("{url}: {msg}"))
+}
+
+/// Why a request made for openidconnect (discovery, keys) failed.
+#[derive(Debug)]
+pub enum FetchError {
+    /// Unreachable, too slow, or a transport error: the provider is unavailable.
+    Transport(OidcError),
+    /// The answer cannot be what was asked for (too large, an HTML page).
+    Invalid(OidcError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) | Self::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl FetchError {
+    /// The error as the rest of the daemon sees it.
+    pub fn into_oidc(self) -> OidcError {
+        match self {
+            Self::Transport(e) | Self::Invalid(e) => e,
+        }
+    }
+}
+
+/// An HTTP client for openidconnect's own requests (discovery, keys), with the same rules as
+/// the rest: all requests within `deadline`, bodies capped at [`MAX_BODY`], HTML refused.
+pub fn bounded_client(
+    http: &reqwest::blocking::Client,
+    deadline: Instant,
+) -> impl Fn(HttpRequest) -> Result<HttpResponse, FetchError> + '_ {
+    move |request: HttpRequest| {
+        let url = request.uri().to_string();
+        let timeout = time_left(&url, deadline).map_err(FetchError::Transport)?;
+        let mut req = reqwest::blocking::Request::try_from(request)
+            .map_err(|e| FetchError::Invalid(OidcError::InvalidResponse(format!("{url}: {e}"))))?;
+        *req.timeout_mut() = Some(timeout);
+        let resp = http
+            .execute(req)
+            .map_err(|e| FetchError::Transport(transport(&url, &e, timeout)))?;
+        let status = resp.status();
+        let html = is_html(resp.headers());
+        let mut builder = openidconnect::http::Response::builder().status(status);
+        for (name, value) in resp.headers() {
+            builder = builder.header(name, value);
+        }
+        let body = read_body(&url, resp).map_err(|e| match e {
+            e @ OidcError::Unreachable(_) => FetchError::Transport(e),
+            e => FetchError::Invalid(e),
+        })?;
+        if html && status.is_success() {
+            return Err(FetchError::Invalid(OidcError::InvalidResponse(
+                html_answer(&url, status.as_u16()),
+            )));
+        }
+        builder
+            .body(body)
+            .map_err(|e| FetchError::Invalid(OidcError::InvalidResponse(format!("{url}: {e}"))))
+    }
 }

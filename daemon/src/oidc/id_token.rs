@@ -59,95 +59,175 @@ pub enum Invalid {
         /// What was looked for.
         message: String,
     },
-    /// Anything else.
-    Rejected(String),
+    /// Anything else: what kind of problem, and the details for the log.
+    Rejected(Problem, String),
+}
+
+/// What is wrong with a refused token, in words a user can act on ([`Problem::user_message`]);
+/// the details stay in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Not a compact JWS, bad base64 or JSON, unsupported header parameters.
+    Malformed,
+    /// Signed with an algorithm not allowed (`none`, HMAC, or not in `login.allowed_algs`).
+    Algorithm,
+    /// Signed with a key the provider does not publish, even after fetching its keys again.
+    UnknownKey,
+    /// The signature does not verify.
+    Signature,
+    /// Issued by another issuer.
+    Issuer,
+    /// Issued for another client.
+    Audience,
+    /// Expired.
+    Expired,
+    /// Not valid yet (`iat` or `nbf` in the future).
+    NotYetValid,
+    /// A required claim (`iss`, `aud`, `exp`, `iat`, `sub`) is missing.
+    MissingClaim,
+}
+
+impl Problem {
+    /// What the user is told.
+    pub fn user_message(self) -> &'static str {
+        match self {
+            Self::Malformed => "the ID token is malformed",
+            Self::Algorithm => "the ID token uses a signature algorithm this host does not accept",
+            Self::UnknownKey => "the ID token is signed with a key the provider does not publish",
+            Self::Signature => "the ID token's signature is not valid",
+            Self::Issuer => "the ID token was issued by another provider",
+            Self::Audience => "the ID token was issued for another client",
+            Self::Expired => {
+                "the ID token has expired (check the clocks of this host and the provider)"
+            }
+            Self::NotYetValid => {
+                "the ID token is not valid yet (check the clocks of this host and the provider)"
+            }
+            Self::MissingClaim => "the ID token lacks a required claim",
+        }
+    }
+}
+
+impl Invalid {
+    /// The problem, for the user.
+    pub fn problem(&self) -> Problem {
+        match self {
+            Self::UnknownKey { .. } => Problem::UnknownKey,
+            Self::Rejected(p, _) => *p,
+        }
+    }
+
+    /// The details, for the log.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::UnknownKey { message, .. } | Self::Rejected(_, message) => message,
+        }
+    }
 }
 
 impl From<Invalid> for OidcError {
     fn from(i: Invalid) -> Self {
         match i {
-            Invalid::UnknownKey { message: m, .. } | Invalid::Rejected(m) => {
+            Invalid::UnknownKey { message: m, .. } | Invalid::Rejected(_, m) => {
                 OidcError::InvalidToken(m)
             }
         }
     }
 }
 
-fn reject(m: impl Into<String>) -> Invalid {
-    Invalid::Rejected(m.into())
+fn reject(p: Problem, m: impl Into<String>) -> Invalid {
+    Invalid::Rejected(p, m.into())
 }
 
 /// Validates `token` against `keys` and `expect`.
 pub fn validate(token: &str, keys: &Keys, expect: &Expect<'_>) -> Result<Validated, Invalid> {
     if token.len() > MAX_TOKEN_LEN {
-        return Err(reject("ID token too large"));
+        return Err(reject(Problem::Malformed, "ID token too large"));
     }
     let mut parts = token.split('.');
     let (Some(h64), Some(p64), Some(s64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(reject(
+            Problem::Malformed,
             "ID token is not a compact JWS (encrypted or malformed)",
         ));
     };
     let header: Value = decode_json(h64, "header")?;
     let payload_bytes = URL_SAFE_NO_PAD
         .decode(p64)
-        .map_err(|_| reject("ID token payload is not base64url"))?;
+        .map_err(|_| reject(Problem::Malformed, "ID token payload is not base64url"))?;
     let signature = URL_SAFE_NO_PAD
         .decode(s64)
-        .map_err(|_| reject("ID token signature is not base64url"))?;
+        .map_err(|_| reject(Problem::Malformed, "ID token signature is not base64url"))?;
 
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)
-        .ok_or_else(|| reject("ID token header has no alg"))?;
+        .ok_or_else(|| reject(Problem::Malformed, "ID token header has no alg"))?;
     if !expect.allowed_algs.iter().any(|a| a == alg_name) {
-        return Err(reject(format!(
-            "ID token signed with {alg_name}, not one of the allowed algorithms ({})",
-            expect.allowed_algs.join(", ")
-        )));
+        return Err(reject(
+            Problem::Algorithm,
+            format!(
+                "ID token signed with {alg_name}, not one of the allowed algorithms ({})",
+                expect.allowed_algs.join(", ")
+            ),
+        ));
     }
     let alg: CoreJwsSigningAlgorithm = serde_json::from_value(Value::String(alg_name.to_string()))
-        .map_err(|_| reject(format!("unsupported algorithm {alg_name}")))?;
+        .map_err(|_| {
+            reject(
+                Problem::Algorithm,
+                format!("unsupported algorithm {alg_name}"),
+            )
+        })?;
     if alg.uses_shared_secret() || alg == CoreJwsSigningAlgorithm::None {
-        return Err(reject(format!("algorithm {alg_name} is never accepted")));
+        return Err(reject(
+            Problem::Algorithm,
+            format!("algorithm {alg_name} is never accepted"),
+        ));
     }
     if header.get("crit").is_some() {
         return Err(reject(
+            Problem::Malformed,
             "ID token has critical header parameters we do not understand",
         ));
     }
     if let Some(cty) = header.get("cty") {
-        return Err(reject(format!(
-            "nested or typed JWT content ({cty}) is not supported"
-        )));
+        return Err(reject(
+            Problem::Malformed,
+            format!("nested or typed JWT content ({cty}) is not supported"),
+        ));
     }
     let kid = header.get("kid").and_then(Value::as_str);
     let message_len = h64.len() + 1 + p64.len();
     let message = token
         .get(..message_len)
-        .ok_or_else(|| reject("malformed token"))?
+        .ok_or_else(|| reject(Problem::Malformed, "malformed token"))?
         .as_bytes();
     verify_signature(keys, kid, &alg, message, &signature)?;
 
     let claims: Value = serde_json::from_slice(&payload_bytes)
-        .map_err(|_| reject("ID token payload is not JSON"))?;
+        .map_err(|_| reject(Problem::Malformed, "ID token payload is not JSON"))?;
     check_claims(&claims, expect)?;
     let sub = claims
         .get("sub")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| reject("ID token has no sub"))?
+        .ok_or_else(|| reject(Problem::MissingClaim, "ID token has no sub"))?
         .to_string();
     Ok(Validated { claims, sub })
 }
 
 fn decode_json(part: &str, what: &str) -> Result<Value, Invalid> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| reject(format!("ID token {what} is not base64url")))?;
-    serde_json::from_slice(&bytes).map_err(|_| reject(format!("ID token {what} is not JSON")))
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
+        reject(
+            Problem::Malformed,
+            format!("ID token {what} is not base64url"),
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| reject(Problem::Malformed, format!("ID token {what} is not JSON")))
 }
 
 fn verify_signature(
@@ -190,11 +270,16 @@ fn verify_signature(
             Err(e) => last = Some(e),
         }
     }
-    Err(reject(match last {
-        Some(SignatureVerificationError::CryptoError(m)) => format!("bad ID token signature: {m}"),
-        Some(e) => format!("bad ID token signature: {e}"),
-        None => "bad ID token signature".into(),
-    }))
+    Err(reject(
+        Problem::Signature,
+        match last {
+            Some(SignatureVerificationError::CryptoError(m)) => {
+                format!("bad ID token signature: {m}")
+            }
+            Some(e) => format!("bad ID token signature: {e}"),
+            None => "bad ID token signature".into(),
+        },
+    ))
 }
 
 /// The claim checks of OpenID Connect Core §3.1.3.7 on the raw payload.
@@ -202,37 +287,43 @@ pub fn check_claims(claims: &Value, expect: &Expect<'_>) -> Result<(), Invalid> 
     let iss = claims
         .get("iss")
         .and_then(Value::as_str)
-        .ok_or_else(|| reject("ID token has no iss"))?;
+        .ok_or_else(|| reject(Problem::MissingClaim, "ID token has no iss"))?;
     if iss != expect.issuer {
-        return Err(reject(format!(
-            "ID token issuer is {iss:?}, expected {:?}",
-            expect.issuer
-        )));
+        return Err(reject(
+            Problem::Issuer,
+            format!("ID token issuer is {iss:?}, expected {:?}", expect.issuer),
+        ));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => return Err(reject("ID token has no aud")),
+        _ => return Err(reject(Problem::MissingClaim, "ID token has no aud")),
     };
     if !audiences.contains(&expect.client_id) {
-        return Err(reject(format!(
-            "ID token is for {audiences:?}, not for client {:?}",
-            expect.client_id
-        )));
+        return Err(reject(
+            Problem::Audience,
+            format!(
+                "ID token is for {audiences:?}, not for client {:?}",
+                expect.client_id
+            ),
+        ));
     }
     match claims.get("azp") {
         Some(Value::String(azp)) if azp != expect.client_id => {
-            return Err(reject(format!(
-                "ID token azp is {azp:?}, not client {:?}",
-                expect.client_id
-            )));
+            return Err(reject(
+                Problem::Audience,
+                format!("ID token azp is {azp:?}, not client {:?}", expect.client_id),
+            ));
         }
         Some(Value::String(_)) => {}
         None if audiences.len() > 1 => {
-            return Err(reject("ID token has several audiences but no azp"));
+            return Err(reject(
+                Problem::Audience,
+                "ID token has several audiences but no azp",
+            ));
         }
         None => {}
-        Some(_) => return Err(reject("ID token azp is not a string")),
+        Some(_) => return Err(reject(Problem::Malformed, "ID token azp is not a string")),
     }
     let time = |k: &str| {
         claims
@@ -241,26 +332,32 @@ pub fn check_claims(claims: &Value, expect: &Expect<'_>) -> Result<(), Invalid> 
     };
     // Times are the provider's numbers: a float far out of range saturates to i64::MIN or
     // MAX, so the differences below saturate too (fuzz/id_token found `now - exp` overflow).
-    let exp = time("exp").ok_or_else(|| reject("ID token has no exp"))?;
+    let exp = time("exp").ok_or_else(|| reject(Problem::MissingClaim, "ID token has no exp"))?;
     if expect.now - expect.skew >= exp {
-        return Err(reject(format!(
-            "ID token expired {}s ago",
-            expect.now.saturating_sub(exp)
-        )));
+        return Err(reject(
+            Problem::Expired,
+            format!("ID token expired {}s ago", expect.now.saturating_sub(exp)),
+        ));
     }
-    let iat = time("iat").ok_or_else(|| reject("ID token has no iat"))?;
+    let iat = time("iat").ok_or_else(|| reject(Problem::MissingClaim, "ID token has no iat"))?;
     if iat > expect.now + expect.skew {
-        return Err(reject(format!(
-            "ID token issued {}s in the future: check the clocks (login.clock_skew)",
-            iat.saturating_sub(expect.now)
-        )));
+        return Err(reject(
+            Problem::NotYetValid,
+            format!(
+                "ID token issued {}s in the future: check the clocks (login.clock_skew)",
+                iat.saturating_sub(expect.now)
+            ),
+        ));
     }
     if let Some(nbf) = time("nbf") {
         if nbf > expect.now + expect.skew {
-            return Err(reject(format!(
-                "ID token not valid for another {}s",
-                nbf.saturating_sub(expect.now)
-            )));
+            return Err(reject(
+                Problem::NotYetValid,
+                format!(
+                    "ID token not valid for another {}s",
+                    nbf.saturating_sub(expect.now)
+                ),
+            ));
         }
     }
     Ok(())

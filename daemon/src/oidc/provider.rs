@@ -16,6 +16,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::OidcError;
+use super::http::{FetchError, bounded_client};
 use crate::config::ProviderConfig;
 use crate::state::lock;
 
@@ -90,23 +91,27 @@ impl Provider {
         })
     }
 
-    /// Discovery and keys, from the cache while fresh.
-    pub fn discovered(&self) -> Result<Discovered, OidcError> {
+    /// Discovery and keys, from the cache while fresh; fetched within `deadline` otherwise.
+    pub fn discovered(&self, deadline: Instant) -> Result<Discovered, OidcError> {
         if let Some(d) = lock(&self.cache).as_ref() {
             if d.fetched.elapsed() < DISCOVERY_TTL {
                 return Ok(d.clone());
             }
         }
-        let d = self.discover()?;
+        let d = self.discover(deadline)?;
         *lock(&self.cache) = Some(d.clone());
         Ok(d)
     }
 
     /// Fetches the keys again because a token names key `kid`, which we do not have. Rate
     /// limited: a `kid` not seen before is always worth one fetch (the provider rotated its
-    /// keys); otherwise at most one fetch every [`MIN_KEY_REFETCH`].
-    pub fn refresh_keys(&self, kid: Option<&str>) -> Result<Discovered, OidcError> {
-        let mut d = self.discovered()?;
+    /// keys); otherwise at most one fetch every [`MIN_KEY_REFETCH`]. Within `deadline`.
+    pub fn refresh_keys(
+        &self,
+        kid: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Discovered, OidcError> {
+        let mut d = self.discovered(deadline)?;
         let known_missing = kid.is_none_or(|k| d.missing_kids.iter().any(|m| m == k));
         if known_missing && d.keys_fetched.elapsed() < MIN_KEY_REFETCH {
             log::warn!(
@@ -118,7 +123,8 @@ impl Provider {
         }
         let uri = openidconnect::JsonWebKeySetUrl::new(d.jwks_uri.clone())
             .map_err(|e| OidcError::InvalidResponse(format!("jwks_uri: {e}")))?;
-        d.keys = JsonWebKeySet::fetch(&uri, &self.http).map_err(|e| discovery_error(&e))?;
+        d.keys = JsonWebKeySet::fetch(&uri, &bounded_client(&self.http, deadline))
+            .map_err(discovery_error)?;
         d.keys_fetched = Instant::now();
         d.missing_kids.clear();
         if let Some(k) = kid {
@@ -146,10 +152,11 @@ impl Provider {
         *lock(&self.cache) = None;
     }
 
-    fn discover(&self) -> Result<Discovered, OidcError> {
+    fn discover(&self, deadline: Instant) -> Result<Discovered, OidcError> {
         let issuer = IssuerUrl::new(self.config.issuer.clone())
             .map_err(|e| OidcError::Config(format!("issuer: {e}")))?;
-        let meta = Meta::discover(&issuer, &self.http).map_err(|e| discovery_error(&e))?;
+        let meta = Meta::discover(&issuer, &bounded_client(&self.http, deadline))
+            .map_err(discovery_error)?;
         if meta.issuer().as_str() != self.config.issuer {
             return Err(OidcError::InvalidResponse(format!(
                 "discovery says the issuer is {:?}, the configuration says {:?}: they must be equal",
@@ -171,12 +178,22 @@ impl Provider {
         let token = meta.token_endpoint().ok_or_else(|| {
             OidcError::InvalidResponse("the provider advertises no token_endpoint".into())
         })?;
+        let userinfo = meta.userinfo_endpoint().map(|u| u.as_str().to_string());
+        check_endpoints(
+            &self.config.issuer,
+            &[
+                ("device_authorization_endpoint", device.as_str()),
+                ("token_endpoint", token.as_str()),
+                ("jwks_uri", meta.jwks_uri().as_str()),
+                ("userinfo_endpoint", userinfo.as_deref().unwrap_or("")),
+            ],
+        )?;
         let now = Instant::now();
         let d = Discovered {
             issuer: meta.issuer().as_str().to_string(),
             device_endpoint: device.as_str().to_string(),
             token_endpoint: token.as_str().to_string(),
-            userinfo_endpoint: meta.userinfo_endpoint().map(|u| u.as_str().to_string()),
+            userinfo_endpoint: userinfo,
             jwks_uri: meta.jwks_uri().as_str().to_string(),
             keys: meta.jwks().clone(),
             fetched: now,
@@ -193,21 +210,59 @@ impl Provider {
     }
 }
 
-fn discovery_error<E: std::error::Error + 'static>(e: &DiscoveryError<E>) -> OidcError {
-    match e {
-        DiscoveryError::Request(inner) => {
-            let mut msg = inner.to_string();
-            let mut source = inner.source();
-            while let Some(s) = source {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                source = s.source();
-            }
-            OidcError::Unreachable(msg)
+/// Endpoints from discovery must use the issuer's scheme: an https issuer whose token endpoint
+/// is plain http would send the client secret and the tokens in clear. (With an http issuer,
+/// allowed only on loopback by `insecure_http_issuer`, anything goes.) Empty means absent.
+pub fn check_endpoints(issuer: &str, endpoints: &[(&str, &str)]) -> Result<(), OidcError> {
+    if !issuer.starts_with("https://") {
+        return Ok(());
+    }
+    for (name, url) in endpoints {
+        if !url.is_empty() && !url.starts_with("https://") {
+            return Err(OidcError::InvalidResponse(format!(
+                "discovery names {name} {url:?}: not https, though the issuer is; refusing to \
+                 send credentials or trust keys over it"
+            )));
         }
+    }
+    Ok(())
+}
+
+fn discovery_error(e: DiscoveryError<FetchError>) -> OidcError {
+    match e {
+        DiscoveryError::Request(inner) => inner.into_oidc(),
         DiscoveryError::Response(status, _, m) if status.is_server_error() => {
             OidcError::Unreachable(format!("discovery: HTTP {status}: {m}"))
         }
+        DiscoveryError::Parse(e) => OidcError::InvalidResponse(format!(
+            "discovery: the answer is not a valid document: {e}"
+        )),
         other => OidcError::InvalidResponse(format!("discovery: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An https issuer's endpoints must all be https; an http (loopback test) issuer's need not.
+    #[test]
+    fn endpoints_follow_the_issuer_scheme() {
+        let ok = [
+            ("token_endpoint", "https://idp/token"),
+            ("userinfo_endpoint", ""),
+        ];
+        assert!(check_endpoints("https://idp", &ok).is_ok());
+        for bad in ["http://idp/token", "ftp://idp/token", "//idp/token"] {
+            let e = check_endpoints("https://idp", &[("token_endpoint", bad)]).unwrap_err();
+            assert!(e.to_string().contains("not https"), "{e}");
+        }
+        assert!(
+            check_endpoints(
+                "http://127.0.0.1:9",
+                &[("jwks_uri", "http://127.0.0.1:9/k")]
+            )
+            .is_ok()
+        );
     }
 }

@@ -37,7 +37,8 @@ pub fn fetch(
             "claims.source needs userinfo but the provider has no userinfo_endpoint".into(),
         )
     })?;
-    let (r, _) = http::get_bearer(&p.http, url, access_token)?;
+    let deadline = std::time::Instant::now() + http::REQUEST_TIMEOUT;
+    let (r, _) = http::get_bearer(&p.http, url, access_token, deadline)?;
     if r.status != 200 {
         return Err(OidcError::from_body(r.status, &r.body));
     }

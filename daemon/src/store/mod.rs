@@ -37,6 +37,11 @@ pub enum StoreError {
     /// The change would give a name or ID that another identity already has.
     #[error("{0}")]
     Conflict(String),
+    /// A login cannot end with the UID the program running it already holds for the name
+    /// (taken meanwhile, or the identity has another): nothing was written; the user logs in
+    /// again.
+    #[error("{0}")]
+    ResolvedUidLost(String),
     /// A stored value could not be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -113,6 +118,12 @@ impl Store {
         }
         schema::migrate(&mut conn)?;
         Ok(Self { conn })
+    }
+
+    /// Runs SQL directly (tests that break the store on purpose).
+    #[cfg(test)]
+    pub fn exec_for_test(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch(sql)?)
     }
 
     /// The schema version in the file.

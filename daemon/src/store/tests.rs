@@ -89,7 +89,7 @@ fn apply_with(
         local,
         now: NOW,
     };
-    store.apply_user(&ctx, &mapped(c, cfg, local), c, Source::Login)
+    store.apply_user(&ctx, &mapped(c, cfg, local), c, Source::Login, None)
 }
 
 fn apply(store: &mut Store, c: &Value) -> Result<Applied, StoreError> {
@@ -354,7 +354,7 @@ fn uid_from_claim_missing_is_a_conflict() {
         now: NOW,
     };
     let err = store()
-        .apply_user(&ctx, &user, &json!({}), Source::Login)
+        .apply_user(&ctx, &user, &json!({}), Source::Login, None)
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
@@ -684,7 +684,7 @@ fn apply_preferring(
         local,
         now: NOW,
     };
-    store.apply_user_with_uid(
+    store.apply_user(
         &ctx,
         &mapped(c, cfg, local),
         c,
@@ -693,9 +693,11 @@ fn apply_preferring(
     )
 }
 
-/// A new user keeps the UID its provisional entry had when it is free and in range.
+/// A new user gets the UID its provisional entry had when it is free and in range, and keeps
+/// it; a login that began with another UID than the user has is refused (sshd would run the
+/// session as the UID it holds).
 #[test]
-fn preferred_uid_is_used_when_free() {
+fn required_uid_is_used_when_free() {
     let c = cfg();
     let preferred = c.mapping.uids.min + 123;
     let mut s = store();
@@ -707,29 +709,63 @@ fn preferred_uid_is_used_when_free() {
         preferred,
     );
     assert_eq!(a.unwrap().uid, preferred);
-    // An existing user keeps the UID it has.
     let again = apply_preferring(
         &mut s,
         &c,
         &no_local(),
         &claims("sub-1", "alice", &[]),
-        5000,
+        preferred,
     );
     assert_eq!(again.unwrap().uid, preferred);
+    let other = preferred + 1;
+    let err = apply_preferring(
+        &mut s,
+        &c,
+        &no_local(),
+        &claims("sub-1", "alice", &[]),
+        other,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ResolvedUidLost(m) if m.contains(&format!("has UID {preferred}"))),
+        "{err:?}"
+    );
 }
 
-/// A preferred UID that is taken, reserved or out of range gives way to the hash.
+/// issue 15 #6: a required UID that is taken (here by a local account), reserved or out of
+/// range is refused and nothing is written: it used to give way to the hash, and sshd then
+/// ran the session as the UID it held, someone else's.
 #[test]
-fn preferred_uid_taken_falls_back_to_hash() {
+fn required_uid_taken_is_refused_not_replaced() {
     let c = cfg();
     let dir = TempDir::new();
     let taken = c.mapping.uids.min + 1;
     let local = local_from(&dir, &format!("svc:x:{taken}:{taken}::/:/bin/sh\n"), "");
-    for (sub, preferred) in [("sub-1", taken), ("sub-2", 65534), ("sub-3", 5000)] {
+    for (sub, required) in [("sub-1", taken), ("sub-2", 65534), ("sub-3", 5000)] {
         let mut s = store();
-        let a = apply_preferring(&mut s, &c, &local, &claims(sub, "alice", &[]), preferred);
-        assert_eq!(a.unwrap().uid, user_candidate(sub, 0), "{preferred}");
+        let err =
+            apply_preferring(&mut s, &c, &local, &claims(sub, "alice", &[]), required).unwrap_err();
+        assert!(
+            matches!(err, StoreError::ResolvedUidLost(_)),
+            "{required}: {err:?}"
+        );
+        assert_eq!(s.counts().unwrap().users, 0);
     }
+    // Taken by another oidcd user: the message names it.
+    let mut s = store();
+    let bob = apply(&mut s, &claims("sub-b", "bob", &[])).unwrap();
+    let err = apply_preferring(
+        &mut s,
+        &c,
+        &no_local(),
+        &claims("sub-a", "alice", &[]),
+        bob.uid,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ResolvedUidLost(m) if m.contains("the oidcd user bob")),
+        "{err:?}"
+    );
 }
 
 /// Under uid_source = "claim" a provisional UID never replaces the claim's UID.

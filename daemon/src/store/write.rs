@@ -66,29 +66,20 @@ pub struct ImportError {
 }
 
 impl Store {
-    /// Creates or refreshes one user and their groups (a login).
+    /// Creates or refreshes one user and their groups (a login). With `required_uid`, the
+    /// program running the login already holds that UID for the name (a stored user's, or the
+    /// provisional entry handed to sshd): the user must end with exactly it, or nothing is
+    /// written and [`StoreError::ResolvedUidLost`] says why.
     pub fn apply_user(
         &mut self,
         ctx: &NewIds<'_>,
         user: &MappedUser,
         claims: &Value,
         source: Source,
-    ) -> Result<Applied, StoreError> {
-        self.apply_user_with_uid(ctx, user, claims, source, None)
-    }
-
-    /// As [`Store::apply_user`]; a new user gets `preferred_uid` when it is free (the UID a
-    /// provisional entry already handed to sshd for this name).
-    pub fn apply_user_with_uid(
-        &mut self,
-        ctx: &NewIds<'_>,
-        user: &MappedUser,
-        claims: &Value,
-        source: Source,
-        preferred_uid: Option<u32>,
+        required_uid: Option<u32>,
     ) -> Result<Applied, StoreError> {
         let tx = self.conn.transaction()?;
-        let applied = upsert(&tx, ctx, user, claims, source, preferred_uid)?;
+        let applied = upsert(&tx, ctx, user, claims, source, required_uid)?;
         tx.commit()?;
         Ok(applied)
     }
@@ -257,7 +248,7 @@ fn upsert(
     user: &MappedUser,
     claims: &Value,
     source: Source,
-    preferred_uid: Option<u32>,
+    required_uid: Option<u32>,
 ) -> Result<Applied, StoreError> {
     let existing: Option<(i64, String, u32)> = tx
         .query_row(
@@ -274,7 +265,18 @@ fn upsert(
         )));
     }
     let claims_json = claims.to_string();
+    let lost = |why: String| {
+        Err(StoreError::ResolvedUidLost(format!(
+            "{} resolved to UID {} when the login began, and the program running it holds that \
+             UID: {why}",
+            user.name,
+            required_uid.unwrap_or_default()
+        )))
+    };
     let (user_id, uid, created, renamed_from) = match existing {
+        Some((_, _, uid)) if required_uid.is_some_and(|r| r != uid) => {
+            return lost(format!("this identity has UID {uid} here"));
+        }
         Some((id, old_name, uid)) => {
             tx.execute(
                 "UPDATE users SET name = ?1, gecos = ?2, shell = ?3, email = ?4, email_verified = ?5,
@@ -288,7 +290,7 @@ fn upsert(
             (id, uid, false, renamed)
         }
         None => {
-            let uid = match preferred_uid {
+            let uid = match required_uid {
                 // Under uid_source = "claim" the UID is the claim's: a provisional UID that
                 // differs is refused rather than stored for good (IDs never change).
                 Some(uid)
@@ -300,14 +302,14 @@ fn upsert(
                          the UID from the claim: log in once at a console or use oidcctl import"
                     )));
                 }
-                Some(uid)
-                    if ctx.cfg.mapping.uids.contains(uid)
-                        && !is_reserved_id(uid)
-                        && !id_taken(tx, ctx.local, uid)? =>
-                {
-                    uid
+                Some(uid) if !ctx.cfg.mapping.uids.contains(uid) || is_reserved_id(uid) => {
+                    return lost("it is outside mapping.uid_min..uid_max or reserved".into());
                 }
-                _ => new_uid(tx, ctx, user)?,
+                Some(uid) => match id_owner(tx, ctx.local, uid)? {
+                    Some(owner) => return lost(format!("it now belongs to {owner}")),
+                    None => uid,
+                },
+                None => new_uid(tx, ctx, user)?,
             };
             let home = ctx
                 .cfg
@@ -385,6 +387,31 @@ fn name_owner(
         }
     }
     Ok(None)
+}
+
+/// Who uses `id` as a UID or GID, here or in the host's files, for messages.
+fn id_owner(
+    tx: &Transaction<'_>,
+    local: &LocalAccounts,
+    id: u32,
+) -> Result<Option<String>, StoreError> {
+    if local.uids.contains(&id) || local.gids.contains(&id) {
+        return Ok(Some(format!("a local account or group (ID {id})")));
+    }
+    let user: Option<String> = tx
+        .query_row(
+            "SELECT name FROM users WHERE uid = ?1 OR gid = ?1 LIMIT 1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(name) = user {
+        return Ok(Some(format!("the oidcd user {name}")));
+    }
+    let group: Option<String> = tx
+        .query_row("SELECT name FROM groups WHERE gid = ?1", [id], |r| r.get(0))
+        .optional()?;
+    Ok(group.map(|g| format!("the oidcd group {g}")))
 }
 
 /// Whether an ID is used as a UID or GID by anyone, here or in the host's files.

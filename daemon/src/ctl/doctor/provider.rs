@@ -86,7 +86,8 @@ pub(super) fn check(r: &mut Report, config: &Config) {
     check_discovery_document(r, config, &doc);
 
     // The daemon's own discovery: issuer match, device endpoint, token endpoint and keys.
-    match Provider::new(p.clone()).and_then(|prov| prov.discovered()) {
+    let deadline = std::time::Instant::now() + crate::auth::login::START_BUDGET;
+    match Provider::new(p.clone()).and_then(|prov| prov.discovered(deadline)) {
         Ok(d) => r.ok(
             P,
             format!(

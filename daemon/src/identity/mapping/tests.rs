@@ -131,18 +131,60 @@ fn suffix_strip_and_lowercase() {
     cfg.claims.username = ClaimPath("email".into());
     cfg.mapping.strip_suffixes = vec!["@other.org".into(), "@example.com".into()];
     let u = map(
-        &json!({"sub": "s", "email": "Alice.Smith@Example.COM"}),
+        &json!({"sub": "s", "email": "Alice.Smith@Example.COM", "email_verified": true}),
         &cfg,
     )
     .unwrap();
     assert_eq!(u.name, "alice.smith");
     // Without a matching suffix the '@' stays and the name is refused.
     assert_invalid_name(map(
-        &json!({"sub": "s", "email": "alice@elsewhere.net"}),
+        &json!({"sub": "s", "email": "alice@elsewhere.net", "email_verified": true}),
         &cfg,
     ));
     // A name that is only the suffix is not stripped to nothing.
-    assert_invalid_name(map(&json!({"sub": "s", "email": "@example.com"}), &cfg));
+    assert_invalid_name(map(
+        &json!({"sub": "s", "email": "@example.com", "email_verified": true}),
+        &cfg,
+    ));
+}
+
+/// issue 15 #7: a user name taken from the email address needs `email_verified: true`
+/// (whoever set an unverified address first would own the name), whatever
+/// `access.require_email_verified` says; a name from another claim does not.
+#[test]
+fn a_name_from_the_email_needs_it_verified() {
+    for username_claim in ["email", "mail"] {
+        let mut cfg = Config::default();
+        cfg.claims.username = ClaimPath(username_claim.into());
+        cfg.claims.email = ClaimPath(username_claim.into());
+        cfg.mapping.strip_suffixes = vec!["@example.com".into()];
+        let with = |verified: Value| {
+            let mut c = json!({"sub": "s", "email_verified": verified});
+            c[username_claim] = json!("alice@example.com");
+            c
+        };
+        assert_eq!(map(&with(json!(true)), &cfg).unwrap().name, "alice");
+        assert_eq!(map(&with(json!("true")), &cfg).unwrap().name, "alice");
+        for unverified in [json!(false), json!("false"), json!(null), json!(1)] {
+            assert_eq!(
+                map(&with(unverified.clone()), &cfg),
+                Err(Refusal::NameFromUnverifiedEmail {
+                    email: "alice@example.com".into()
+                }),
+                "{username_claim}: {unverified}"
+            );
+        }
+        let mut missing = with(json!(true));
+        missing.as_object_mut().unwrap().remove("email_verified");
+        assert!(map(&missing, &cfg).is_err());
+    }
+    // preferred_username does not need a verified email.
+    let cfg = Config::default();
+    let u = map(
+        &json!({"sub": "s", "preferred_username": "bob", "email": "b@x", "email_verified": false}),
+        &cfg,
+    );
+    assert_eq!(u.unwrap().name, "bob");
 }
 
 /// Without lowercasing, upper-case names are kept as they are.
