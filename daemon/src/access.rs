@@ -77,6 +77,8 @@ pub fn rule(req: &Request) -> Rule {
         // Empty unless `cache.enumerate`, which is the administrator's decision to publish.
         Request::ListUsers => ("list_users", Anyone, Quick),
         Request::ListGroups => ("list_groups", Anyone, Quick),
+        // Answered from memory within the PAM module's 250 ms: is this user ours at all?
+        Request::LoginPrecheck { .. } => ("login_precheck", Root, Quick),
         Request::LoginStart { .. } => ("login_start", Root, Slow),
         Request::LoginWait { .. } => ("login_wait", Root, Slow),
         Request::LoginCancel { .. } => ("login_cancel", Root, Slow),

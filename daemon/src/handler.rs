@@ -54,6 +54,11 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             })
         }),
         Request::AccountCheck { user, .. } => auth::account::check(state, &user),
+        Request::LoginPrecheck {
+            user,
+            service,
+            rhost,
+        } => auth::login::precheck(state, &user, &service, rhost.as_deref()),
         Request::LoginStart {
             user,
             service,

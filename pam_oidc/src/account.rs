@@ -32,8 +32,10 @@ use crate::auth::{self, Conversation, Daemon};
 use crate::prompt;
 use crate::syslog::{Level, Log};
 
-/// Budget for the one `AccountCheck` (connecting has [`auth::CONNECT_DEADLINE`]).
-pub const ACCOUNT_DEADLINE: Duration = Duration::from_secs(3);
+/// Budget for the one `AccountCheck` (connecting has [`auth::CONNECT_DEADLINE`]): the daemon
+/// answers it from its cache, so a frozen daemon costs every login, local ones included, this
+/// much and no more (issue 15 #9).
+pub const ACCOUNT_DEADLINE: Duration = auth::QUICK_DEADLINE;
 
 /// Why the account check did not say "allowed". Each variant says its code ([`Self::code`]).
 #[derive(Debug)]

@@ -1,6 +1,10 @@
 //! `auth`: the device-flow login, as one loop over the daemon's answers.
 //!
 //! On one connection (the daemon cancels the login when it closes):
+//! 0. `LoginPrecheck` within [`QUICK_DEADLINE`] (connecting within the same): is the user the
+//!    daemon's at all? Answered from memory, so a frozen or overloaded daemon costs a local
+//!    user's login a quarter of a second, not the `LoginStart` deadline (issue 15 #9); a
+//!    daemon older than this request answers `bad_request`, and the login goes on;
 //! 1. `LoginStart` → `LoginStarted` with the URL, code, host and QR;
 //! 2. one prompt holding all of it ([`crate::prompt`]); the answer is discarded;
 //! 3. `LoginWait` until `LoginApproved` for exactly this user, `LoginFailed`, an error, or the
@@ -29,10 +33,16 @@ use crate::args::Options;
 use crate::prompt;
 use crate::syslog::{Level, Log};
 
-/// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full).
-pub const CONNECT_DEADLINE: Duration = Duration::from_secs(2);
-/// Budget for `LoginStart`: the daemon asks the identity provider for a code meanwhile, and
-/// its own HTTP timeout (answered as `ProviderUnavailable`) should fire before this one.
+/// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full),
+/// and for `LoginPrecheck` and `AccountCheck`, which the daemon answers from memory and its
+/// cache: the NSS module's deadline. Whether a user is the daemon's is known within it, before
+/// any step that may wait on the provider.
+pub const QUICK_DEADLINE: Duration = Duration::from_millis(250);
+/// Budget for connecting to the daemon.
+pub const CONNECT_DEADLINE: Duration = QUICK_DEADLINE;
+/// Budget for `LoginStart`: the daemon asks the identity provider for a code meanwhile, within
+/// its own budget of 10 s (`auth::login::START_BUDGET`), and answers `ProviderUnavailable` with
+/// its reason before this one passes.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
 /// Budget for one `LoginWait`: the daemon answers within about 3 s.
 pub const WAIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -262,6 +272,33 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             return Err(AuthError::NoUser);
         }
         let mut daemon = connect(CONNECT_DEADLINE).map_err(AuthError::Daemon)?;
+        let precheck = Request::LoginPrecheck {
+            user: who.user.clone(),
+            service: who.service.clone(),
+            rhost: who.rhost.clone(),
+        };
+        let answer = daemon
+            .call(&precheck, QUICK_DEADLINE)
+            .map_err(AuthError::Daemon)?;
+        match Step::from(answer) {
+            // A daemon from before LoginPrecheck: LoginStart checks the same.
+            Step::Possible | Step::NotUnderstood(_) => {}
+            Step::Failed(reason, message) => {
+                if reason != LoginFailure::NameRefused {
+                    self.show_error(&message);
+                }
+                return Err(AuthError::Failed { reason, message });
+            }
+            Step::Unavailable(why) => return Err(AuthError::Unavailable(why)),
+            Step::Busy(message) => {
+                self.show_error(&message);
+                return Err(AuthError::Unavailable(format!("busy: {message}")));
+            }
+            Step::Started(_) => return Err(unexpected("login_precheck", "login_started")),
+            Step::Pending => return Err(unexpected("login_precheck", "login_pending")),
+            Step::Approved(_) => return Err(unexpected("login_precheck", "login_approved")),
+            Step::Unexpected(got) => return Err(unexpected("login_precheck", got)),
+        }
         let start = Request::LoginStart {
             user: who.user.clone(),
             service: who.service.clone(),
@@ -280,7 +317,9 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
                 }
                 return Err(AuthError::Failed { reason, message });
             }
-            Step::Unavailable(why) => return Err(AuthError::Unavailable(why)),
+            Step::Unavailable(why) | Step::NotUnderstood(why) => {
+                return Err(AuthError::Unavailable(why));
+            }
             // Too many logins in progress: only users the daemon would serve get this far
             // (it refuses other names first), so the reason is worth showing.
             Step::Busy(message) => {
@@ -289,6 +328,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             }
             // No login exists yet, so there is nothing to cancel. An approval here is a
             // confused daemon, never a success.
+            Step::Possible => return Err(unexpected("login_start", "login_possible")),
             Step::Pending => return Err(unexpected("login_start", "login_pending")),
             Step::Approved(_) => return Err(unexpected("login_start", "login_approved")),
             Step::Unexpected(got) => return Err(unexpected("login_start", got)),
@@ -357,9 +397,10 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
                     self.show_error(&message);
                     return Err(AuthError::Failed { reason, message });
                 }
-                Step::Unavailable(why) | Step::Busy(why) => {
+                Step::Unavailable(why) | Step::Busy(why) | Step::NotUnderstood(why) => {
                     return Err(AuthError::Unavailable(why));
                 }
+                Step::Possible => return Err(unexpected("login_wait", "login_possible")),
                 Step::Started(_) => return Err(unexpected("login_wait", "login_started")),
                 Step::Unexpected(got) => return Err(unexpected("login_wait", got)),
             }
@@ -420,6 +461,8 @@ fn unexpected(step: &'static str, got: &'static str) -> AuthError {
 /// A daemon answer, as the login loop sees it.
 #[derive(Debug)]
 enum Step {
+    /// `LoginPrecheck` passed.
+    Possible,
     Started(LoginPrompt),
     Pending,
     Approved(String),
@@ -428,6 +471,8 @@ enum Step {
     Unavailable(String),
     /// The daemon is too busy for another login; the message is meant for the user.
     Busy(String),
+    /// The daemon did not understand the request (`bad_request`): it predates it.
+    NotUnderstood(String),
     /// An answer that belongs to another kind of request.
     Unexpected(&'static str),
 }
@@ -441,11 +486,17 @@ impl From<Response> for Step {
             Response::LoginApproved { user } => Self::Approved(user),
             Response::LoginFailed { reason, message } => Self::Failed(reason, message),
             Response::Unavailable { reason } => Self::Unavailable(reason),
+            Response::LoginPossible => Self::Possible,
             Response::Error {
                 code: ErrorCode::Busy,
                 message,
                 ..
             } => Self::Busy(message),
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                message,
+                ..
+            } => Self::NotUnderstood(format!("BadRequest: {message}")),
             Response::Error { code, message, .. } => {
                 Self::Unavailable(format!("{code:?}: {message}"))
             }
@@ -484,6 +535,7 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::Unavailable { .. } => "unavailable",
         Response::Error { .. } => "error",
         Response::UnsupportedVersion { .. } => "unsupported_version",
+        Response::LoginPossible => "login_possible",
         Response::LoginStarted(_) => "login_started",
         Response::LoginPending => "login_pending",
         Response::LoginApproved { .. } => "login_approved",

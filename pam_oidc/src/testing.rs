@@ -123,11 +123,13 @@ struct DaemonState {
     gone: bool,
     clock: Option<FakeClock>,
     wait_cost: Duration,
+    precheck: Option<Result<Response, ClientError>>,
 }
 
 /// A daemon that answers from a script, in order, and records what it was asked. Once it
 /// returns an error it is gone: later calls fail with "not running". `LoginCancel` is answered
-/// without using the script. Clones share the state.
+/// without using the script, and so is `LoginPrecheck` (`LoginPossible` unless
+/// [`FakeDaemon::prechecking`] says otherwise). Clones share the state.
 #[derive(Clone, Default)]
 pub(crate) struct FakeDaemon(Rc<RefCell<DaemonState>>);
 
@@ -136,6 +138,12 @@ impl FakeDaemon {
         let fake = Self::default();
         fake.0.borrow_mut().script = script.into_iter().collect();
         fake
+    }
+
+    /// Answers `LoginPrecheck` with `answer` instead of `LoginPossible`.
+    pub fn prechecking(self, answer: Result<Response, ClientError>) -> Self {
+        self.0.borrow_mut().precheck = Some(answer);
+        self
     }
 
     /// After the script, answers `answer` for ever.
@@ -181,6 +189,16 @@ impl Daemon for FakeDaemon {
                 return Ok(Response::Done {
                     message: "cancelled".into(),
                 });
+            }
+            Request::LoginPrecheck { .. } => {
+                return match s.precheck.take() {
+                    None => Ok(Response::LoginPossible),
+                    Some(Ok(answer)) => Ok(answer),
+                    Some(Err(e)) => {
+                        s.gone = true;
+                        Err(e)
+                    }
+                };
             }
             Request::LoginWait { .. } => {
                 if let Some(clock) = &s.clock {

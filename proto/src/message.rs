@@ -72,6 +72,17 @@ pub enum Request {
     /// `getgrent` enumeration (empty unless enabled in the config).
     ListGroups,
 
+    /// PAM `auth`, before anything slow: would the daemon start a login for `user`? Answered
+    /// from memory and the identity cache alone, so the module can ask it with a short
+    /// deadline and leave a frozen daemon after a fraction of a second.
+    LoginPrecheck {
+        /// PAM_USER.
+        user: String,
+        /// PAM_SERVICE.
+        service: String,
+        /// PAM_RHOST, when set.
+        rhost: Option<String>,
+    },
     /// PAM `auth`: start a device-flow login for `user`.
     LoginStart {
         /// PAM_USER.
@@ -167,6 +178,11 @@ impl Request {
             Self::GetGroupsOfUser { name: name() },
             Self::ListUsers,
             Self::ListGroups,
+            Self::LoginPrecheck {
+                user: name(),
+                service: "sshd".into(),
+                rhost: None,
+            },
             Self::LoginStart {
                 user: name(),
                 service: "sshd".into(),
@@ -254,6 +270,9 @@ pub enum Response {
         supported: Vec<u16>,
     },
 
+    /// Answer to [`Request::LoginPrecheck`]: the daemon would start a login for this user
+    /// (a refusal is [`Response::LoginFailed`]).
+    LoginPossible,
     /// A device-flow login started: show this to the user.
     LoginStarted(LoginPrompt),
     /// Not approved yet: ask again.
@@ -413,6 +432,11 @@ mod tests {
                 rhost: Some("10.0.0.1".into()),
                 tty: None,
             },
+            Request::LoginPrecheck {
+                user: "alice".into(),
+                service: "sshd".into(),
+                rhost: None,
+            },
             Request::AdminImport {
                 entries: vec![json!({"sub": "x"})],
             },
@@ -446,6 +470,19 @@ mod tests {
         );
         let v = serde_json::to_value(Envelope::new(Response::NotFound)).unwrap();
         assert_eq!(v, json!({"version": 1, "body": {"type": "not_found"}}));
+        let v = serde_json::to_value(Envelope::new(Request::LoginPrecheck {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.7".into()),
+        }))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"version": 1, "body": {"type": "login_precheck", "user": "alice",
+                                          "service": "sshd", "rhost": "192.0.2.7"}})
+        );
+        let v = serde_json::to_value(Envelope::new(Response::LoginPossible)).unwrap();
+        assert_eq!(v, json!({"version": 1, "body": {"type": "login_possible"}}));
     }
 
     /// A request of another version gets UnsupportedVersion, and a client reading that (in any

@@ -19,8 +19,10 @@
 //! - [`tls`]: a throw-away CA and a 127.0.0.1 server certificate (openssl) for HTTPS.
 //! - [`pam`]: PAM service files naming the built `pam_oidc.so`, and a pamtester driver that
 //!   reads the prompt, has the code approved, answers Enter and times the rest.
-//! - [`sshd`]: a real sshd in the namespace with its own PAM service name, and a paramiko
-//!   keyboard-interactive client (`tests/tools/kbdint_client.py`).
+//! - [`sshd`]: a real sshd in the namespace with its own PAM service name (a minimal stack, or
+//!   the shipped `packaging/pam/sshd`), and a paramiko keyboard-interactive client
+//!   (`tests/tools/kbdint_client.py`).
+//! - [`openssh`]: the real OpenSSH client, answering prompts through `SSH_ASKPASS`.
 //! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
 //! - [`hostile`]: a hostile local user on the socket (`tests/tools/hostile_peer.py` as an
 //!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
@@ -37,6 +39,7 @@ pub mod hostile;
 pub mod load;
 pub mod mock;
 pub mod ns;
+pub mod openssh;
 pub mod pam;
 pub mod paths;
 pub mod provider;

@@ -27,6 +27,7 @@ use crate::util::{self, Run, TempDir, sh_quote};
 pub struct NamespaceBuilder {
     passwd_lines: Vec<String>,
     group_lines: Vec<String>,
+    shadow_lines: Vec<String>,
     pam_dir: bool,
     sudoers_dir: bool,
 }
@@ -35,6 +36,24 @@ impl NamespaceBuilder {
     /// Adds a local user (a line for `/etc/passwd`, e.g. `localbob:x:4242:4242::/home/b:/bin/sh`);
     /// the namespace then binds a copy of the host's `/etc/passwd` and `/etc/group`.
     pub fn local_user(mut self, passwd_line: &str) -> Self {
+        self.passwd_lines.push(passwd_line.to_string());
+        self
+    }
+
+    /// Adds a local user (a line for `/etc/passwd`) whose password is `password`: the
+    /// namespace also binds a copy of `/etc/shadow` holding its SHA-512 hash (made with
+    /// `openssl passwd -6`), so pam_unix accepts it.
+    pub fn local_user_with_password(mut self, passwd_line: &str, password: &str) -> Self {
+        let name = passwd_line.split(':').next().unwrap_or_default();
+        let r = util::run_with_input(
+            Command::new("openssl").args(["passwd", "-6", "-stdin"]),
+            Some(format!("{password}\n").as_bytes()),
+            Duration::from_secs(10),
+        );
+        r.expect_ok();
+        let hash = r.stdout.trim().to_string();
+        self.shadow_lines
+            .push(format!("{name}:{hash}:19000:0:99999:7:::"));
         self.passwd_lines.push(passwd_line.to_string());
         self
     }
@@ -100,6 +119,21 @@ impl NamespaceBuilder {
                     sh_quote(&copy.to_string_lossy())
                 ));
             }
+        }
+        if !self.shadow_lines.is_empty() {
+            let mut text = std::fs::read_to_string("/etc/shadow").unwrap();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            for l in &self.shadow_lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+            let copy = dir.write("shadow", text, 0o640);
+            script.push(format!(
+                "mount --bind {} /etc/shadow",
+                sh_quote(&copy.to_string_lossy())
+            ));
         }
         for (wanted, name) in [(self.pam_dir, "pam.d"), (self.sudoers_dir, "sudoers.d")] {
             if wanted {

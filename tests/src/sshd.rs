@@ -34,6 +34,26 @@ pub const SERVICE: &str = "sshd-oidctest";
 /// How long sshd may take to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which PAM stack sshd runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// `auth` and `account` required pam_oidc, `session` pam_permit: the module alone.
+    Minimal,
+    /// `packaging/pam/sshd` as shipped (root skip, pam_oidc then common-auth's pam_unix, the
+    /// account line, Debian's session stack), with the built module's absolute path.
+    Shipped,
+}
+
+/// The shipped `packaging/pam/sshd`, naming the built module by absolute path.
+pub fn shipped_stack() -> String {
+    let text = std::fs::read_to_string(paths::workspace_dir().join("packaging/pam/sshd"))
+        .expect("read packaging/pam/sshd");
+    let module = paths::pam_module();
+    let text = text.replace(" pam_oidc.so", &format!(" {}", module.display()));
+    assert!(text.contains(&module.display().to_string()), "{text}");
+    text
+}
+
 /// A running sshd. Dropping it kills it and every per-connection process it forked.
 #[derive(Debug)]
 pub struct Sshd {
@@ -47,15 +67,20 @@ impl Sshd {
     /// Writes the PAM service and the config, then starts sshd inside `ns` (built with
     /// `pam_dir()`) and waits until it listens.
     pub fn start(ns: &Namespace) -> Self {
+        Self::start_with(ns, Stack::Minimal)
+    }
+
+    /// [`Sshd::start`] with the PAM stack `stack`.
+    pub fn start_with(ns: &Namespace, stack: Stack) -> Self {
         let module = paths::pam_module();
-        pam::install_service_text(
-            ns,
-            SERVICE,
-            &format!(
+        let text = match stack {
+            Stack::Minimal => format!(
                 "auth     required {m}\naccount  required {m}\nsession  required pam_permit.so\n",
                 m = module.display()
             ),
-        );
+            Stack::Shipped => shipped_stack(),
+        };
+        pam::install_service_text(ns, SERVICE, &text);
         let dir = TempDir::with_mode("sshd", 0o755);
         let key = dir.join("hostkey_ed25519");
         util::run(

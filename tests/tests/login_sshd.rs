@@ -4,8 +4,11 @@
 //! code and host, and after the approval the session runs with the provisional UID and the
 //! provider's groups. Nobody else gets provisional entries, and a wrong approval is refused.
 
-use oidcd_tests::pam::Approver;
-use oidcd_tests::sshd::{SSHD, SshLogin, Sshd, ssh_login, ssh_login_with};
+use std::time::{Duration, Instant};
+
+use oidcd_tests::openssh::OpenSsh;
+use oidcd_tests::pam::{Approver, PRESS_ENTER, Prompt};
+use oidcd_tests::sshd::{SSHD, SshLogin, Sshd, Stack, ssh_login, ssh_login_with};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, measure, ms};
 
 /// The daemon's config: the provider, 0.2 s polls, oidc-admins are admins (local `sudo`),
@@ -170,10 +173,131 @@ fn ssh_login_with_enter_before_approval_succeeds() {
         "alice",
         Some(Approver::user(&op, "alice")),
         Some("id -un"),
-        Some(std::time::Duration::from_millis(3500)),
+        Some(Duration::from_millis(3500)),
     );
     assert!(login.authenticated(), "{login}\n{}", sshd.logs());
     assert_eq!(login.prompts().len(), 1, "{login}");
     let cmd = login.command().expect("no command ran");
     assert_eq!(cmd["stdout"], "alice\n", "{login}");
+}
+
+/// A local user's password login with the real OpenSSH client through the shipped stack: the
+/// client's run, and the prompts it showed.
+fn password_login(sshd: &Sshd, user: &str, password: &str) -> (oidcd_tests::Run, Vec<String>) {
+    let client = OpenSsh::spawn(sshd, user, "id -un");
+    client.answer(1, password);
+    let run = client.finish(Duration::from_secs(60));
+    (run, Vec::new())
+}
+
+/// issue 15 #9: with the daemon frozen (SIGSTOP), a local user with a password still logs in
+/// over SSH (real OpenSSH client, the shipped `packaging/pam/sshd` stack) within 3 s: the PAM
+/// module learns within its quarter-second deadline that the daemon does not answer, in `auth`
+/// (`LoginPrecheck`) and in `account`, instead of waiting 15 s for `LoginStart` and 3 s more
+/// (27.2 s measured before). The rest of the delay is the NSS module's deadline on each lookup
+/// sshd makes for the user (`id localbob` with the daemon frozen is measured beside it). The
+/// same login with the daemon running and stopped is measured too.
+#[test]
+fn a_frozen_daemon_costs_a_local_password_login_under_3s() {
+    let ns = Namespace::builder()
+        .pam_dir()
+        .local_user_with_password("localbob:x:4242:4242:Local Bob:/tmp:/bin/sh", "bob-pw")
+        .local_group("localbob:x:4242:")
+        .start();
+    let mut d = Daemon::start(&ns, &DaemonConfig::new());
+    let sshd = Sshd::start_with(&ns, Stack::Shipped);
+    let login = |what: &str, d: &Daemon<'_>| {
+        let (run, _) = password_login(&sshd, "localbob", "bob-pw");
+        assert_eq!(
+            run.stdout.trim(),
+            "localbob",
+            "{what}: not logged in:\n{run}\n--- sshd ---\n{}\n--- oidcd ---\n{}",
+            sshd.logs(),
+            d.logs()
+        );
+        run.elapsed
+    };
+    let up = login("daemon up", &d);
+    d.sigstop();
+    let frozen = login("daemon frozen", &d);
+    let id_frozen = ns.run("id", &["localbob"]).elapsed;
+    d.sigcont();
+    d.stop();
+    let stopped = login("daemon stopped", &d);
+    measure(&format!(
+        "login_sshd local_password_login daemon_up={:.0}ms daemon_stopped={:.0}ms \
+         daemon_frozen={:.0}ms (id_localbob_frozen={:.0}ms)",
+        ms(up),
+        ms(stopped),
+        ms(frozen),
+        ms(id_frozen)
+    ));
+    assert!(
+        frozen < Duration::from_secs(3),
+        "a frozen daemon delayed a local login by {frozen:?}"
+    );
+}
+
+/// issue 15 #4, the reported scenario with the real OpenSSH client and the shipped stack: three
+/// `ssh alice@host` connections left at the device prompt, never approved, then alice herself.
+/// She logs in. With `login.max_logins_per_source = 3` all four come from one address, so her
+/// login evicts the oldest idle one, whose user is told why when they press Enter. Before, the
+/// fourth got "too many logins in progress for alice" and a password prompt she cannot answer.
+#[test]
+fn idle_attempts_naming_alice_do_not_lock_her_out() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let mut cfg = config(&op);
+    cfg.set("login", "max_logins_per_source", "3");
+    let d = Daemon::start(&ns, &cfg);
+    let sshd = Sshd::start_with(&ns, Stack::Shipped);
+    let prompt_timeout = Duration::from_secs(20);
+    let idle: Vec<OpenSsh> = (0..3)
+        .map(|_| OpenSsh::spawn(&sshd, "alice", "id -un"))
+        .collect();
+    for c in &idle {
+        let p = c.wait_prompt(1, prompt_timeout);
+        assert!(
+            p.as_deref().is_some_and(|p| p.contains(PRESS_ENTER)),
+            "an idle attempt got no device prompt: {p:?}\n{}",
+            d.logs()
+        );
+    }
+    let alice = OpenSsh::spawn(&sshd, "alice", "id -un");
+    let text = alice
+        .wait_prompt(1, prompt_timeout)
+        .unwrap_or_else(|| panic!("alice got no prompt:\n{}", d.logs()));
+    let prompt = Prompt::parse(&text, Instant::now()).unwrap_or_else(|| panic!("{text}"));
+    op.approve(&prompt.code, "alice", "alice-pw", &[])
+        .expect_ok();
+    alice.answer(1, "");
+    let run = alice.finish(Duration::from_secs(60));
+    assert_eq!(
+        run.stdout.trim(),
+        "alice",
+        "alice was locked out:\n{run}\n--- oidcd ---\n{}\n--- sshd ---\n{}",
+        d.logs(),
+        sshd.logs()
+    );
+    let logs = d.logs();
+    assert_eq!(
+        logs.matches("evicted for a newer one from 127.0.0.1")
+            .count(),
+        1,
+        "{logs}"
+    );
+    // The idle attempts press Enter: the evicted one (the oldest login) is told why.
+    for c in &idle {
+        c.answer(1, "");
+    }
+    let told = |c: &OpenSsh| {
+        c.prompt(2)
+            .is_some_and(|p| p.contains("to make room for newer ones"))
+    };
+    assert!(
+        oidcd_tests::wait_until(prompt_timeout, || idle.iter().any(told)),
+        "no idle attempt was told it was evicted: {:?}",
+        idle.iter().map(|c| c.prompt(2)).collect::<Vec<_>>()
+    );
+    drop(idle);
 }

@@ -275,6 +275,38 @@ impl Logins {
     }
 }
 
+/// `LoginPrecheck`: whether [`start`] would go as far as asking the provider, decided from
+/// memory, the account files and the identity cache (no network, no helper process), so the
+/// PAM module can ask it with a deadline of a fraction of a second.
+pub fn precheck(state: &State, user: &str, service: &str, rhost: Option<&str>) -> Response {
+    if state.provider().is_none() {
+        return failed(
+            LoginFailure::ProviderUnavailable,
+            "no identity provider is configured on this host",
+        );
+    }
+    match flow::precheck_user(state, user) {
+        Ok(()) => Response::LoginPossible,
+        Err(PrecheckRefusal::NotOurs(why)) => {
+            log::info!("login {user} (service {service}) not started: {why}");
+            audit::record(Event::LoginRefused, "not_ours")
+                .field("user", user)
+                .field("service", service)
+                .opt("rhost", rhost)
+                .field("reason", failure_name(LoginFailure::NameRefused))
+                .field("message", why.as_str())
+                .emit();
+            failed(LoginFailure::NameRefused, &why)
+        }
+        Err(PrecheckRefusal::Unavailable(why)) => {
+            log::error!("login {user} (service {service}): {why}");
+            Response::Unavailable {
+                reason: "oidcd cannot check this user now (see its log)".into(),
+            }
+        }
+    }
+}
+
 /// `LoginStart`.
 pub fn start(
     state: &Arc<State>,

@@ -46,6 +46,14 @@ fn approved(user: &str) -> Result<Response, ClientError> {
     Ok(Response::LoginApproved { user: user.into() })
 }
 
+fn precheck() -> Request {
+    Request::LoginPrecheck {
+        user: "alice".into(),
+        service: "sshd".into(),
+        rhost: Some("192.0.2.7".into()),
+    }
+}
+
 fn wait() -> Request {
     Request::LoginWait {
         login_id: "login-42".into(),
@@ -138,6 +146,7 @@ fn approve_path_succeeds() {
     assert_eq!(
         r.daemon.asked(),
         [
+            precheck(),
             Request::LoginStart {
                 user: "alice".into(),
                 service: "sshd".into(),
@@ -158,7 +167,13 @@ fn approve_path_succeeds() {
     );
     assert_eq!(
         r.daemon.timeouts(),
-        [START_DEADLINE, WAIT_DEADLINE, WAIT_DEADLINE, WAIT_DEADLINE]
+        [
+            QUICK_DEADLINE,
+            START_DEADLINE,
+            WAIT_DEADLINE,
+            WAIT_DEADLINE,
+            WAIT_DEADLINE
+        ]
     );
 }
 
@@ -235,6 +250,78 @@ fn ignore_unknown_user_turns_name_refused_into_ignore() {
     assert_eq!(r.code(), PamResultCode::PAM_USER_UNKNOWN);
 }
 
+/// Runs a login for alice against a daemon answering `LoginPrecheck` with `answer`, then `script`.
+fn run_prechecking(
+    answer: Result<Response, ClientError>,
+    script: impl IntoIterator<Item = Result<Response, ClientError>>,
+) -> Run {
+    let clock = FakeClock::new();
+    let daemon = FakeDaemon::new(script).prechecking(answer);
+    let log = Memo::default();
+    let mut user = ScriptedUser::answering();
+    let result = Login {
+        options: &Options::default(),
+        conv: &mut user,
+        clock: &clock,
+        log: &log,
+    }
+    .run(&alice(), daemon.connector());
+    Run {
+        result,
+        user,
+        daemon,
+        clock,
+        log,
+    }
+}
+
+/// issue 15 #9: a frozen daemon is found out by `LoginPrecheck` within [`QUICK_DEADLINE`]:
+/// AUTHINFO_UNAVAIL (the stack goes on to pam_unix) without `LoginStart` and its 15 s
+/// deadline. A refusal there ("not ours") is as quiet as at the start.
+#[test]
+fn precheck_decides_quickly_before_anything_slow() {
+    let r = run_prechecking(Err(ClientError::Timeout), [started()]);
+    assert_eq!(r.code(), PamResultCode::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.daemon.asked(), [precheck()]);
+    assert_eq!(r.daemon.timeouts(), [QUICK_DEADLINE]);
+    assert!(QUICK_DEADLINE <= Duration::from_millis(300));
+    assert!(r.user.said.is_empty());
+
+    let not_ours = Ok(Response::LoginFailed {
+        reason: LoginFailure::NameRefused,
+        message: "bob is a local account that is not linked".into(),
+    });
+    let r = run_prechecking(not_ours, [started()]);
+    assert_eq!(r.code(), PamResultCode::PAM_USER_UNKNOWN);
+    assert_eq!(r.daemon.asked(), [precheck()]);
+    assert!(r.user.said.is_empty());
+
+    let r = run_prechecking(
+        Ok(Response::Unavailable {
+            reason: "database".into(),
+        }),
+        [started()],
+    );
+    assert_eq!(r.code(), PamResultCode::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.daemon.asked(), [precheck()]);
+}
+
+/// A daemon from before `LoginPrecheck` answers it `bad_request`; the login goes on with
+/// `LoginStart`, which checks the same. Any other error stops it.
+#[test]
+fn a_daemon_without_precheck_still_logs_in() {
+    let old = Ok(Response::error(
+        ErrorCode::BadRequest,
+        "malformed request: unknown variant `login_precheck`",
+    ));
+    let r = run_prechecking(old, [started(), approved("alice")]);
+    assert!(r.result.is_ok(), "{:?}", r.result);
+    let denied = Ok(Response::error(ErrorCode::PermissionDenied, "root only"));
+    let r = run_prechecking(denied, [started(), approved("alice")]);
+    assert_eq!(r.code(), PamResultCode::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.daemon.asked(), [precheck()]);
+}
+
 /// A name the daemon refuses at the start (root, a local account) gets no prompt and no
 /// message: the next module takes over silently. Other failures at the start are shown.
 #[test]
@@ -245,7 +332,7 @@ fn failure_at_start() {
     })]);
     assert_eq!(r.code(), PamResultCode::PAM_USER_UNKNOWN);
     assert!(r.user.said.is_empty());
-    assert_eq!(r.daemon.asked().len(), 1);
+    assert_eq!(r.daemon.asked().len(), 2);
 
     let r = run([Ok(Response::LoginFailed {
         reason: LoginFailure::ProviderUnavailable,
@@ -343,7 +430,7 @@ fn conversation_error_is_conv_err_and_cancels() {
     );
     assert!(matches!(r.result, Err(AuthError::Conversation(_))));
     assert_eq!(r.code(), PamResultCode::PAM_CONV_ERR);
-    assert_eq!(r.daemon.asked()[1..], [cancel()]);
+    assert_eq!(r.daemon.asked()[2..], [cancel()]);
 }
 
 /// A login never approved ends at `timeout=`, is cancelled and says so.
@@ -635,6 +722,7 @@ fn real_client_over_a_socket() {
     let server = thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let answers = [
+            Response::LoginPossible,
             Response::LoginStarted(login_prompt()),
             Response::LoginPending,
             Response::LoginApproved {
@@ -659,6 +747,7 @@ fn real_client_over_a_socket() {
     .run(&alice(), |timeout| Client::connect(&path, me, timeout));
     assert!(result.is_ok(), "{result:?}");
     let asked = server.join().unwrap();
-    assert_eq!(asked[1..], [wait(), wait()]);
+    assert_eq!(asked[0], precheck());
+    assert_eq!(asked[2..], [wait(), wait()]);
     let _ = std::fs::remove_dir_all(&dir);
 }
