@@ -10,7 +10,7 @@
 //! no token, device code, client secret or login id is ever passed here
 //! (`tests/tests/audit.rs` greps a whole login's log for them).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// What was decided. The names (`as_str`) are stable: consumers filter on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,21 +48,31 @@ impl Event {
 #[derive(Debug, Clone)]
 #[must_use = "an audit record does nothing until emitted"]
 pub struct Record {
-    fields: Map<String, Value>,
+    /// In the order written: `event` and `outcome` first.
+    fields: Vec<(String, Value)>,
 }
 
 /// Starts an event with its `outcome` (`started`, `approved`, `refused`, `allowed`, ...).
 pub fn record(event: Event, outcome: &str) -> Record {
-    let mut fields = Map::new();
-    fields.insert("event".into(), Value::from(event.as_str()));
-    fields.insert("outcome".into(), Value::from(outcome));
-    Record { fields }
+    Record {
+        fields: vec![
+            ("event".into(), Value::from(event.as_str())),
+            ("outcome".into(), Value::from(outcome)),
+        ],
+    }
 }
 
 impl Record {
-    /// Adds a text field.
-    pub fn field(mut self, key: &str, value: impl Into<String>) -> Self {
-        self.fields.insert(key.into(), Value::String(value.into()));
+    /// Adds a text field (replacing one of the same name).
+    pub fn field(self, key: &str, value: impl Into<String>) -> Self {
+        self.set(key, Value::String(value.into()))
+    }
+
+    fn set(mut self, key: &str, value: Value) -> Self {
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((key.into(), value)),
+        }
         self
     }
 
@@ -75,16 +85,20 @@ impl Record {
     }
 
     /// Adds a number field.
-    pub fn number(mut self, key: &str, value: u64) -> Self {
-        self.fields.insert(key.into(), Value::from(value));
-        self
+    pub fn number(self, key: &str, value: u64) -> Self {
+        self.set(key, Value::from(value))
     }
 
-    /// The JSON object, with the time added.
+    /// The JSON object, fields in the order written and the time last.
     pub fn to_json(&self, now: i64) -> String {
-        let mut fields = self.fields.clone();
-        fields.insert("time".into(), Value::from(now));
-        Value::Object(fields).to_string()
+        let time = ("time".to_string(), Value::from(now));
+        let members: Vec<String> = self
+            .fields
+            .iter()
+            .chain(std::iter::once(&time))
+            .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+            .collect();
+        format!("{{{}}}", members.join(","))
     }
 
     /// Writes the event.
@@ -110,6 +124,10 @@ mod tests {
             .field("message", "line\nbreak")
             .to_json(1_700_000_000);
         assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with(r#"{"event":"login_refused","outcome":"refused","user":"alice""#),
+            "{line}"
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["event"], "login_refused");
         assert_eq!(v["outcome"], "refused");

@@ -8,7 +8,9 @@ use oidc_proto::{PROTOCOL_VERSION, Request, Response};
 
 pub use crate::access::Peer;
 use crate::access::{Admitted, Scope};
+use crate::audit::{self, Event};
 use crate::auth;
+use crate::identity::other_sources::{self, Known};
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
 
@@ -53,7 +55,7 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
                 groups: s.all_groups()?,
             })
         }),
-        Request::AccountCheck { user, .. } => auth::account::check(state, &user),
+        Request::AccountCheck { user, service } => auth::account::check(state, &user, &service),
         Request::LoginPrecheck {
             user,
             service,
@@ -74,6 +76,9 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
                     "link of local account {local_name} removed by uid {}",
                     peer.uid
                 );
+                admin_event("unlink", peer)
+                    .field("user", local_name.as_str())
+                    .emit();
                 Response::Done {
                     message: format!("{local_name} unlinked"),
                 }
@@ -117,6 +122,9 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         Request::AdminUserRemove { name } => write(state, |s, _| {
             Ok(if s.remove_user(&name)? {
                 log::info!("user {name} removed by uid {}", peer.uid);
+                admin_event("user_remove", peer)
+                    .field("user", name.as_str())
+                    .emit();
                 Response::Done {
                     message: format!("user {name} removed"),
                 }
@@ -127,22 +135,18 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         Request::AdminCacheClear => write(state, |s, _| {
             s.clear()?;
             log::info!("identity cache cleared by uid {}", peer.uid);
+            admin_event("cache_clear", peer).emit();
             Ok(Response::Done {
                 message: "all users, groups and memberships removed".into(),
             })
         }),
-        Request::AdminImport { entries } => import(state, &entries),
-        Request::AdminImportMap { map } => write(state, |s, ctx| {
-            Ok(match s.import_map(ctx, &map)? {
-                Ok(n) => {
-                    log::info!("ID map imported: {n} new entries");
-                    Response::Done {
-                        message: format!("{n} new users and groups pinned"),
-                    }
-                }
-                Err(errors) => rejected(errors.len(), map.users.len() + map.groups.len(), errors),
-            })
-        }),
+        Request::AdminImport { entries } => import(state, peer, &entries),
+        Request::AdminImportMap { map } => {
+            let names = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
+            let users = names(map.users.iter().map(|u| u.name.as_str()).collect());
+            let groups = names(map.groups.iter().map(|g| g.name.as_str()).collect());
+            import_map(state, peer, &map, &users, &groups)
+        }
         Request::AdminExport => {
             let cfg = state.config();
             let Some(p) = &cfg.provider else {
@@ -257,12 +261,33 @@ fn write(
     resp
 }
 
-fn import(state: &State, entries: &[serde_json::Value]) -> Response {
-    if state.config().provider.is_none() {
+fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response {
+    let cfg = state.config();
+    if cfg.provider.is_none() {
         return no_provider();
     }
+    // The names the entries would take, to ask the other NSS sources about first.
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    if let Ok(local) = state.local().map(|l| l.clone()) {
+        for m in entries
+            .iter()
+            .filter_map(|c| crate::identity::mapping::map_claims(c, &cfg, &local).ok())
+        {
+            users.push(m.name);
+            groups.extend(m.groups.into_iter().map(|g| g.name));
+        }
+    }
+    let known = match other_sources(&users, &groups) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
     write(state, |s, ctx| {
-        Ok(match s.import(ctx, entries)? {
+        let view = ctx.local.with_others(known);
+        let ctx = NewIds {
+            local: &view,
+            ..*ctx
+        };
+        Ok(match s.import(&ctx, entries)? {
             Ok(applied) => {
                 for a in &applied {
                     log::info!(
@@ -271,6 +296,12 @@ fn import(state: &State, entries: &[serde_json::Value]) -> Response {
                         a.uid,
                         if a.created { "" } else { ", refreshed" }
                     );
+                    admin_event("import", peer)
+                        .field("user", a.name.as_str())
+                        .field("issuer", ctx.issuer)
+                        .number("uid", u64::from(a.uid))
+                        .field("account", if a.created { "created" } else { "existing" })
+                        .emit();
                 }
                 Response::Imported {
                     users: applied
@@ -290,6 +321,49 @@ fn import(state: &State, entries: &[serde_json::Value]) -> Response {
     })
 }
 
+/// Names other NSS sources already have, among `users` and `groups` (issue 15 #5): an import
+/// must not create them either.
+fn other_sources(users: &[String], groups: &[String]) -> Result<Known, Box<Response>> {
+    let u: Vec<&str> = users.iter().map(String::as_str).collect();
+    let g: Vec<&str> = groups.iter().map(String::as_str).collect();
+    other_sources::lookup(&u, &g, other_sources::IMPORT_BUDGET).map_err(|e| {
+        log::error!("import refused: {e}");
+        Box::new(Response::error(ErrorCode::Unavailable, e.to_string()))
+    })
+}
+
+fn import_map(
+    state: &State,
+    peer: &Peer,
+    map: &oidc_proto::types::IdMap,
+    users: &[String],
+    groups: &[String],
+) -> Response {
+    let known = match other_sources(users, groups) {
+        Ok(k) => k,
+        Err(resp) => return *resp,
+    };
+    write(state, |s, ctx| {
+        let view = ctx.local.with_others(known);
+        let ctx = NewIds {
+            local: &view,
+            ..*ctx
+        };
+        Ok(match s.import_map(&ctx, map)? {
+            Ok(n) => {
+                log::info!("ID map imported: {n} new entries");
+                admin_event("import_map", peer)
+                    .number("entries", n as u64)
+                    .emit();
+                Response::Done {
+                    message: format!("{n} new users and groups pinned"),
+                }
+            }
+            Err(errors) => rejected(errors.len(), map.users.len() + map.groups.len(), errors),
+        })
+    })
+}
+
 fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) -> Response {
     for e in &errors {
         log::warn!("import refused entry {}: {}", e.index, e.message);
@@ -302,6 +376,11 @@ fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) ->
             .map(|e| format!("entry {}: {}", e.index, e.message))
             .collect(),
     }
+}
+
+/// An audit record of an administrator's change, with the peer's uid.
+fn admin_event(outcome: &str, peer: &Peer) -> audit::Record {
+    audit::record(Event::AdminChange, outcome).number("peer_uid", u64::from(peer.uid))
 }
 
 fn no_provider() -> Response {
@@ -338,6 +417,11 @@ fn link(state: &State, peer: &Peer, local_name: &str, sub: &str) -> Response {
     }
     write(state, |s, ctx| {
         s.set_link(local_name, ctx.issuer, sub, ctx.now)?;
+        admin_event("link", peer)
+            .field("user", local_name)
+            .field("issuer", ctx.issuer)
+            .field("sub", sub)
+            .emit();
         log::info!(
             "local account {local_name} linked to sub {sub:?} at {} by uid {}",
             ctx.issuer,

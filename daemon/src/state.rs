@@ -330,6 +330,19 @@ impl State {
         {
             return None;
         }
+        // Never a name another NSS source has (sshd would see ours, not theirs); asked before
+        // any lock is taken, within a part of sshd's NSS deadline.
+        if !cfg.mapping.allow_names.iter().any(|n| n == name) {
+            use crate::identity::other_sources;
+            match other_sources::lookup(&[name], &[], other_sources::PROVISIONAL_BUDGET) {
+                Ok(known) if known.users.contains(name) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("no provisional entry for {name}: {e}");
+                    return None;
+                }
+            }
+        }
         // Lock order everywhere: local accounts, then provisional entries, then the store.
         let local = self.local().ok()?;
         if crate::identity::mapping::check_not_local(name, &cfg, &local).is_err() {

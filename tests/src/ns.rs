@@ -28,6 +28,7 @@ pub struct NamespaceBuilder {
     passwd_lines: Vec<String>,
     group_lines: Vec<String>,
     shadow_lines: Vec<String>,
+    extrausers: Option<(Vec<String>, Vec<String>)>,
     pam_dir: bool,
     sudoers_dir: bool,
 }
@@ -58,6 +59,16 @@ impl NamespaceBuilder {
         self
     }
 
+    /// A second NSS source before `oidc`: Debian's `extrausers` module (libnss-extrausers),
+    /// reading `passwd` and `group` files bound over `/var/lib/extrausers`, with these lines;
+    /// nsswitch.conf then says `files extrausers oidc`. [`Namespace::extrausers_dir`] is
+    /// where the files are, to change them while the test runs.
+    pub fn other_source(mut self, passwd_lines: &[&str], group_lines: &[&str]) -> Self {
+        let own = |v: &[&str]| v.iter().map(|l| (*l).to_string()).collect();
+        self.extrausers = Some((own(passwd_lines), own(group_lines)));
+        self
+    }
+
     /// Adds a local group (a line for `/etc/group`).
     pub fn local_group(mut self, group_line: &str) -> Self {
         self.group_lines.push(group_line.to_string());
@@ -85,7 +96,8 @@ impl NamespaceBuilder {
         std::fs::create_dir(&lib).unwrap();
         std::fs::copy(paths::nss_module(), lib.join("libnss_oidc.so.2"))
             .expect("copy libnss_oidc.so");
-        let nsswitch = dir.write("nsswitch.conf", nsswitch_conf(NssMode::Oidc), 0o644);
+        let extra = self.extrausers.is_some();
+        let nsswitch = dir.write("nsswitch.conf", nsswitch_conf(NssMode::Oidc, extra), 0o644);
         let ma = paths::multiarch_lib_dir();
 
         let mut script = vec![
@@ -119,6 +131,18 @@ impl NamespaceBuilder {
                     sh_quote(&copy.to_string_lossy())
                 ));
             }
+        }
+        if let Some((passwd, group)) = &self.extrausers {
+            let ex = dir.join("extrausers");
+            std::fs::create_dir(&ex).unwrap();
+            let lines = |v: &[String]| v.iter().map(|l| format!("{l}\n")).collect::<String>();
+            std::fs::write(ex.join("passwd"), lines(passwd)).unwrap();
+            std::fs::write(ex.join("group"), lines(group)).unwrap();
+            std::fs::write(ex.join("shadow"), "").unwrap();
+            script.push(format!(
+                "mount --bind {} /var/lib/extrausers",
+                sh_quote(&ex.to_string_lossy())
+            ));
         }
         if !self.shadow_lines.is_empty() {
             let mut text = std::fs::read_to_string("/etc/shadow").unwrap();
@@ -178,6 +202,7 @@ impl NamespaceBuilder {
             pid: holder.id(),
             holder,
             nsswitch,
+            extrausers: extra,
             pam_dir: self.pam_dir.then(|| dir.join("pam.d")),
             sudoers_dir: self.sudoers_dir.then(|| dir.join("sudoers.d")),
             dir,
@@ -194,12 +219,15 @@ pub enum NssMode {
     FilesOnly,
 }
 
-/// The host's nsswitch.conf with `passwd` and `group` replaced (the rest kept).
-fn nsswitch_conf(mode: NssMode) -> String {
+/// The host's nsswitch.conf with `passwd` and `group` replaced (the rest kept); `extrausers`
+/// puts that source after `files`.
+fn nsswitch_conf(mode: NssMode, extrausers: bool) -> String {
     let host = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
-    let sources = match mode {
-        NssMode::Oidc => "files oidc",
-        NssMode::FilesOnly => "files",
+    let sources = match (mode, extrausers) {
+        (NssMode::Oidc, false) => "files oidc",
+        (NssMode::Oidc, true) => "files extrausers oidc",
+        (NssMode::FilesOnly, false) => "files",
+        (NssMode::FilesOnly, true) => "files extrausers",
     };
     let mut out = String::new();
     for line in host.lines() {
@@ -222,6 +250,7 @@ pub struct Namespace {
     holder: Child,
     pid: u32,
     nsswitch: PathBuf,
+    extrausers: bool,
     pam_dir: Option<PathBuf>,
     sudoers_dir: Option<PathBuf>,
     dir: TempDir,
@@ -272,7 +301,29 @@ impl Namespace {
     /// Rewrites the bound nsswitch.conf in place (same inode, so the bind mount follows);
     /// each new process reads it afresh.
     pub fn set_nss(&self, mode: NssMode) {
-        std::fs::write(&self.nsswitch, nsswitch_conf(mode)).unwrap();
+        std::fs::write(&self.nsswitch, nsswitch_conf(mode, self.extrausers)).unwrap();
+    }
+
+    /// Rewrites the bound nsswitch.conf with `sources` for `passwd` and `group` (e.g.
+    /// `"files oidc extrausers"`).
+    pub fn set_nss_sources(&self, sources: &str) {
+        let text: String = nsswitch_conf(NssMode::FilesOnly, false)
+            .lines()
+            .filter(|l| !l.starts_with("passwd:") && !l.starts_with("group:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &self.nsswitch,
+            format!("{text}passwd:         {sources}\ngroup:          {sources}\n"),
+        )
+        .unwrap();
+    }
+
+    /// The directory bound over `/var/lib/extrausers` (only with
+    /// [`NamespaceBuilder::other_source`]).
+    pub fn extrausers_dir(&self) -> PathBuf {
+        assert!(self.extrausers, "namespace built without other_source()");
+        self.dir.join("extrausers")
     }
 
     /// A command that runs `program` inside the namespace.

@@ -13,7 +13,7 @@ use crate::identity::mapping;
 use crate::state::State;
 
 /// `AccountCheck`.
-pub fn check(state: &State, user: &str) -> Response {
+pub fn check(state: &State, user: &str, service: &str) -> Response {
     let cfg = state.config();
     let found = state.with_store(|s| {
         let record = s.user_record(user)?.map(|r| (r.claims, r.last_login_at));
@@ -48,6 +48,19 @@ pub fn check(state: &State, user: &str) -> Response {
         }
         Ok((None, None)) => AccountStatus::Unknown,
     };
+    let outcome = match &account {
+        AccountStatus::Allowed => "allowed",
+        AccountStatus::Linked => "linked",
+        AccountStatus::Denied { .. } => "denied",
+        AccountStatus::Unknown => "unknown",
+    };
+    let mut event = crate::audit::record(crate::audit::Event::AccountVerdict, outcome)
+        .field("user", user)
+        .field("service", service);
+    if let AccountStatus::Denied { message } = &account {
+        event = event.field("message", message.as_str());
+    }
+    event.emit();
     Response::Account { account }
 }
 

@@ -14,8 +14,9 @@ use serde_json::Value;
 use super::login::{Login, failed, failure_name};
 use crate::audit::Event;
 use crate::config::{ClaimSource, Config};
+use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, Refusal};
-use crate::identity::names;
+use crate::identity::{names, other_sources};
 use crate::oidc::device::{self, DeviceAuthorization, Poll};
 use crate::oidc::id_token::{self, Expect, Invalid};
 use crate::oidc::provider::Discovered;
@@ -343,8 +344,9 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
     let cfg = state.config();
     let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
     let user = login.user.as_str();
+    // A copy: the other NSS sources are asked below, and no lock is held meanwhile.
     let local = match state.local() {
-        Ok(l) => l,
+        Ok(l) => l.clone(),
         Err(e) => {
             log::error!("login {}: {e}", login.describe());
             return failed(LoginFailure::Internal, "cannot read the host's accounts");
@@ -353,17 +355,39 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
 
     if let Some(&local_uid) = local.users.get(user) {
         // An existing local account: only through its link.
-        drop(local);
         return decide_linked(state, login, &cfg, claims, sub, issuer, local_uid);
     }
 
-    let mapped = match mapping::map_claims(claims, &cfg, &local) {
-        Ok(m) => m,
+    let map = |local: &LocalAccounts| match mapping::map_claims(claims, &cfg, local) {
+        Ok(m) => Ok(m),
         Err(r) => {
             let (reason, msg) = refusal(&r);
             log::warn!("login {} refused (sub {sub:?}): {r}", login.describe());
-            return failed(reason, &msg);
+            Err(Box::new(failed(reason, &msg)))
         }
+    };
+    let first = match map(&local) {
+        Ok(m) => m,
+        Err(resp) => return *resp,
+    };
+    // The names this login would take, checked against every other NSS source, then mapped
+    // again with those counted as taken.
+    let groups: Vec<&str> = first.groups.iter().map(|g| g.name.as_str()).collect();
+    let local =
+        match other_sources::lookup(&[first.name.as_str()], &groups, other_sources::LOGIN_BUDGET) {
+            Ok(known) => local.with_others(known),
+            Err(e) => {
+                log::error!("login {} refused: {e}", login.describe());
+                return failed(
+                    LoginFailure::Internal,
+                    "login refused: this host cannot check its other account sources now (the \
+                 administrator can see why in oidcd's log)",
+                );
+            }
+        };
+    let mapped = match map(&local) {
+        Ok(m) => m,
+        Err(resp) => return *resp,
     };
     if mapped.name != user {
         log::warn!(
@@ -393,7 +417,6 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
         s.touch_login(&a.name, ctx.now)?;
         Ok(a)
     });
-    drop(local);
     state.invalidate();
     match applied {
         Ok(a) => {
@@ -557,7 +580,9 @@ fn refusal(r: &Refusal) -> (LoginFailure, String) {
         | Refusal::EmailDomain { .. }
         | Refusal::EmailNotVerified
         | Refusal::NameFromUnverifiedEmail { .. } => LoginFailure::NotAllowed,
-        Refusal::InvalidName { .. } | Refusal::LocalCollision { .. } => LoginFailure::NameRefused,
+        Refusal::InvalidName { .. }
+        | Refusal::LocalCollision { .. }
+        | Refusal::OtherSource { .. } => LoginFailure::NameRefused,
         Refusal::BadClaim { .. } => LoginFailure::InvalidToken,
         Refusal::LocalFilesUnreadable(_) => LoginFailure::Internal,
     };

@@ -23,6 +23,7 @@ use super::{qr, sshd};
 use crate::audit::{self, Event};
 use crate::config::{Config, UidSource};
 use crate::handler::Peer;
+use crate::identity::other_sources;
 use crate::oidc::device;
 use crate::state::{State, StoreFailure, lock};
 
@@ -288,7 +289,9 @@ pub fn precheck(state: &State, user: &str, service: &str, rhost: Option<&str>) -
     match flow::precheck_user(state, user) {
         Ok(()) => Response::LoginPossible,
         Err(PrecheckRefusal::NotOurs(why)) => {
-            log::info!("login {user} (service {service}) not started: {why}");
+            log::info!(
+                "login {user} (service {service}) refused before asking the provider: {why}"
+            );
             audit::record(Event::LoginRefused, "not_ours")
                 .field("user", user)
                 .field("service", service)
@@ -348,6 +351,9 @@ pub fn start(
                 reason: "oidcd cannot check this user now (see its log)".into(),
             };
         }
+    }
+    if let Err(resp) = check_other_sources(state, &cfg, user, service, rhost.as_deref()) {
+        return *resp;
     }
     let resolved_uid = match resolve_for_peer(state, &cfg, peer, user) {
         Ok(uid) => uid,
@@ -472,6 +478,50 @@ pub fn start(
         return failed(LoginFailure::Internal, "internal error");
     }
     Response::LoginStarted(prompt)
+}
+
+/// Refuses a name another NSS source (sss, ldap...) has, before the provider is asked: it is
+/// not oidcd's to serve (issue 15 #5). Local accounts (linked) and names in
+/// `mapping.allow_names` are not looked up.
+fn check_other_sources(
+    state: &State,
+    cfg: &Config,
+    user: &str,
+    service: &str,
+    rhost: Option<&str>,
+) -> Result<(), Box<Response>> {
+    let local = state
+        .local()
+        .map(|l| l.users.contains_key(user))
+        .unwrap_or(false);
+    if local || cfg.mapping.allow_names.iter().any(|n| n == user) {
+        return Ok(());
+    }
+    match other_sources::lookup(&[user], &[], other_sources::LOGIN_BUDGET) {
+        Ok(known) if known.users.contains(user) => {
+            let why = format!(
+                "{user} is an account of another NSS source on this host (see nsswitch.conf); \
+                 oidcd does not serve it"
+            );
+            log::warn!("login {user} (service {service}) refused: {why}");
+            audit::record(Event::LoginRefused, "not_ours")
+                .field("user", user)
+                .field("service", service)
+                .opt("rhost", rhost)
+                .field("reason", failure_name(LoginFailure::NameRefused))
+                .field("message", why.as_str())
+                .emit();
+            Err(Box::new(failed(LoginFailure::NameRefused, &why)))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            log::error!("login {user} (service {service}): {e}");
+            Err(Box::new(Response::Unavailable {
+                reason: "oidcd cannot check this host's other account sources now (see its log)"
+                    .into(),
+            }))
+        }
+    }
 }
 
 /// Why the user's entry for the PAM program could not be established.

@@ -1,4 +1,6 @@
-//! The host's own accounts, read straight from /etc/passwd and /etc/group.
+//! The host's own accounts, read straight from /etc/passwd and /etc/group, plus, for one
+//! decision, the names other NSS sources answered for ([`LocalAccounts::with_others`], from
+//! [`super::other_sources`]).
 //!
 //! The daemon never resolves users through NSS: glibc would ask libnss_oidc, which would ask
 //! this daemon, which would wait on itself.
@@ -7,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use super::other_sources::Known;
 
 /// Local names and IDs, reloaded when either file changes.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct LocalAccounts {
     pub groups: HashMap<String, u32>,
     /// GIDs in use.
     pub gids: HashSet<u32>,
+    /// Names other NSS sources know (empty unless made by [`LocalAccounts::with_others`]).
+    pub others: Known,
 }
 
 impl LocalAccounts {
@@ -40,6 +46,16 @@ impl LocalAccounts {
             uids: HashSet::new(),
             groups: HashMap::new(),
             gids: HashSet::new(),
+            others: Known::default(),
+        }
+    }
+
+    /// A copy that also counts `others` (names other NSS sources know) as taken, for one
+    /// decision.
+    pub fn with_others(&self, others: Known) -> Self {
+        Self {
+            others,
+            ..self.clone()
         }
     }
 

@@ -72,6 +72,11 @@ pub enum Refusal {
         /// The colliding name or ID.
         what: String,
     },
+    /// Another NSS source (sss, ldap, winbind, systemd, extrausers...) has the name.
+    OtherSource {
+        /// The name.
+        what: String,
+    },
     /// Not in `access.allowed_groups`.
     NotInAllowedGroups,
     /// Email domain not in `access.allowed_email_domains`.
@@ -100,6 +105,11 @@ impl fmt::Display for Refusal {
                 f,
                 "{what} belongs to a local account or is reserved (allow it explicitly with \
                  mapping.allow_names)"
+            ),
+            Self::OtherSource { what } => write!(
+                f,
+                "{what} is already an account or group of another NSS source on this host \
+                 (see nsswitch.conf; allow it explicitly with mapping.allow_names)"
             ),
             Self::NotInAllowedGroups => {
                 f.write_str("not a member of any group in access.allowed_groups")
@@ -277,6 +287,11 @@ pub fn check_not_local(name: &str, cfg: &Config, local: &LocalAccounts) -> Resul
     }
     if local.has_name(name) {
         return Err(Refusal::LocalCollision {
+            what: format!("the name {name:?}"),
+        });
+    }
+    if local.others.has_name(name) {
+        return Err(Refusal::OtherSource {
             what: format!("the name {name:?}"),
         });
     }

@@ -5,4 +5,5 @@ pub mod ids;
 pub mod local;
 pub mod mapping;
 pub mod names;
+pub mod other_sources;
 pub mod provisional;
