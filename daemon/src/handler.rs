@@ -184,9 +184,24 @@ fn lookup(
 }
 
 fn groups_of_user(state: &State, name: &str) -> Response {
+    // A local account of the same name (created after the oidcd user) is not ours: glibc asks
+    // every module for a user's groups, and ours must not give it the oidcd user's. Checked
+    // first: reading the files (two stat calls when unchanged) drops cached answers when they
+    // changed.
+    let local = is_local_user(state, name);
     let key = CacheKey::GroupsOf(name.to_string());
     if let Some(hit) = state.cached(&key) {
         return hit;
+    }
+    if local {
+        if let Ok(Some(_)) = state.with_store(|s| s.groups_of_user(name)) {
+            log::warn!(
+                "groups of {name} not given: {name} is a local account now, which shadows the \
+                 oidcd user of that name (remove it with oidcctl user remove {name})"
+            );
+        }
+        state.remember(key, &Response::NotFound);
+        return Response::NotFound;
     }
     let (mut gids, admin) = match state.with_store(|s| s.groups_of_user(name)) {
         Ok(Some(x)) => x,
@@ -215,6 +230,11 @@ fn groups_of_user(state: &State, name: &str) -> Response {
     let resp = Response::GroupIds { gids };
     state.remember(key, &resp);
     resp
+}
+
+/// Whether `name` is in /etc/passwd; unreadable files count as "yes" (give nothing away).
+fn is_local_user(state: &State, name: &str) -> bool {
+    state.local().map_or(true, |l| l.users.contains_key(name))
 }
 
 /// Enumeration is served only when enabled (like SSSD's `enumerate = false` default): one

@@ -191,9 +191,13 @@ impl State {
     /// The host's accounts, reread if the files changed. `Err` when they cannot be read.
     pub fn local(&self) -> Result<MutexGuard<'_, LocalAccounts>, String> {
         let mut local = lock(&self.local);
-        local
+        let changed = local
             .refresh()
             .map_err(|e| format!("cannot read /etc/passwd or /etc/group: {e}"))?;
+        if changed {
+            // Answers may depend on the files (a local account shadowing a user of ours).
+            lock(&self.cache).entries.clear();
+        }
         Ok(local)
     }
 

@@ -292,3 +292,36 @@ fn reimport_renames_and_regroups_with_the_same_uid() {
     let admins = ns.getent("group", &["oidc-admins"]);
     assert!(admins.stdout.trim_end().ends_with(":alicia"), "{admins}");
 }
+
+/// issue 15 #8: a local account created later with an oidcd user's name (`useradd alice`)
+/// does not get that user's groups through `initgroups` (glibc asks every module): its
+/// supplementary groups are the local ones only, so no `sudo` from the provider's admin group.
+#[test]
+fn a_local_account_never_gets_a_same_named_oidc_users_groups() {
+    let ns = Namespace::builder()
+        .local_user("bob0:x:4300:4300::/tmp:/bin/sh")
+        .local_group("bob0:x:4300:")
+        .start();
+    let d = with_alice_and_bob(&ns, None);
+    let oidc_groups = ns.getent("initgroups", &["alice"]);
+    oidc_groups.expect_ok();
+    let admin_gid = gid(&ns, "oidc-admins").to_string();
+    assert!(oidc_groups.stdout.contains(&admin_gid), "{oidc_groups}");
+    // The administrator adds a local alice (same inode: the bind mount follows).
+    let passwd = ns.dir().join("passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str("alice:x:4301:4301::/tmp:/bin/sh\n");
+    std::fs::write(&passwd, text).unwrap();
+    let r = ns.getent("initgroups", &["alice"]);
+    assert!(!r.stdout.contains(&admin_gid), "{r}\n{}", d.logs());
+    let sudo = gid(&ns, "sudo").to_string();
+    assert!(!r.stdout.split_whitespace().any(|g| g == sudo), "{r}");
+    let id = ns.run("id", &["alice"]);
+    assert!(id.stdout.starts_with("uid=4301(alice)"), "{id}");
+    assert!(!id.stdout.contains("oidc-admins"), "{id}");
+    assert!(
+        d.logs().contains("alice is a local account now"),
+        "{}",
+        d.logs()
+    );
+}

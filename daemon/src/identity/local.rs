@@ -59,12 +59,13 @@ impl LocalAccounts {
         }
     }
 
-    /// Rereads the files if they changed since the last read. On error the previous contents
-    /// stay and the error is returned (callers refuse new names rather than guess).
-    pub fn refresh(&mut self) -> io::Result<()> {
+    /// Rereads the files if they changed since the last read; `true` when they did. On error
+    /// the previous contents stay and the error is returned (callers refuse new names rather
+    /// than guess).
+    pub fn refresh(&mut self) -> io::Result<bool> {
         let stamp = (mtime(&self.passwd_path)?, mtime(&self.group_path)?);
         if self.stamp == Some(stamp) {
-            return Ok(());
+            return Ok(false);
         }
         let passwd = std::fs::read_to_string(&self.passwd_path)?;
         let group = std::fs::read_to_string(&self.group_path)?;
@@ -75,7 +76,7 @@ impl LocalAccounts {
         self.groups = groups;
         self.gids = gids;
         self.stamp = Some(stamp);
-        Ok(())
+        Ok(true)
     }
 
     /// Whether a local user or group has this name.
