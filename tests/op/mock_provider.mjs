@@ -18,6 +18,14 @@
 //   device_500      device authorization endpoint answers 500
 //   userinfo_sub    userinfo names another sub
 //   invalid_client  token endpoint answers 401 invalid_client
+//   slow_loris      discovery document sent one byte every 0.5 s, never ending
+//   huge_body       token endpoint answers 200 with a 100 MB body (chunked, no length)
+//   huge_jwks       the JWKS (fetched with discovery) is a 100 MB body (chunked, no length)
+//   html_discovery  discovery answers an HTML page (a login portal) with status 200
+//   unknown_kid     ID token signed with the right key but a kid the JWKS does not list
+//   other_issuer    ID token from another issuer, signed with that issuer's key and kid
+//   nbf_future      ID token nbf one hour ahead
+//   interval_0      device authorization says interval 0 (GET /stats shows poll times)
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -38,8 +46,25 @@ const rogue = keyPair(fixtures.rogue);
 const jwk = { ...key.publicKey.export({ format: 'jwk' }), kid: 'mock-1', use: 'sig', alg: 'RS256' };
 
 const b64 = (b) => Buffer.from(b).toString('base64url');
-function jwt(claims, { alg = 'RS256', signer = key.privateKey } = {}) {
-  const head = b64(JSON.stringify({ alg, kid: 'mock-1', typ: 'JWT' }));
+
+// 100 MB of spaces then "{}" in 1 MB chunks, no content-length, respecting backpressure;
+// stops when the client hangs up.
+function hundredMegabytes(res) {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  const chunk = Buffer.alloc(1024 * 1024, 0x20);
+  let sent = 0;
+  const pump = () => {
+    while (sent < 100) {
+      sent++;
+      if (!res.write(chunk)) return res.once('drain', pump);
+    }
+    res.end('{}');
+  };
+  res.on('close', () => { sent = 1000; });
+  pump();
+}
+function jwt(claims, { alg = 'RS256', signer = key.privateKey, kid = 'mock-1' } = {}) {
+  const head = b64(JSON.stringify({ alg, kid, typ: 'JWT' }));
   const body = b64(JSON.stringify(claims));
   const input = `${head}.${body}`;
   if (alg === 'none') return `${input}.`;
@@ -58,6 +83,9 @@ function idToken() {
   if (FAULT === 'bad_signature') return jwt(c, { signer: rogue.privateKey });
   if (FAULT === 'alg_none') return jwt(c, { alg: 'none' });
   if (FAULT === 'hs256') return jwt(c, { alg: 'HS256' });
+  if (FAULT === 'nbf_future') c.nbf = now() + 3600;
+  if (FAULT === 'unknown_kid') return jwt(c, { kid: 'mock-rotated-away' });
+  if (FAULT === 'other_issuer') { c.iss = 'https://other-idp.example'; return jwt(c, { signer: rogue.privateKey, kid: 'other-idp-1' }); }
   return jwt(c);
 }
 
@@ -71,6 +99,16 @@ const server = http.createServer((req, res) => {
   req.on('data', (c) => { data += c; });
   req.on('end', () => {
     const url = req.url.split('?')[0];
+    if (url === '/.well-known/openid-configuration' && FAULT === 'slow_loris') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const timer = setInterval(() => res.write(' '), 500);
+      res.on('close', () => clearInterval(timer));
+      return;
+    }
+    if (url === '/.well-known/openid-configuration' && FAULT === 'html_discovery') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return res.end('<!doctype html><html><body><form>Sign in to the portal</form></body></html>');
+    }
     if (url === '/.well-known/openid-configuration') {
       return json(res, 200, {
         issuer: FAULT === 'wrong_issuer' ? 'http://127.0.0.1:1/other' : ISSUER,
@@ -80,12 +118,15 @@ const server = http.createServer((req, res) => {
         id_token_signing_alg_values_supported: ['RS256'],
       });
     }
+    if (url === '/jwks' && FAULT === 'huge_jwks') return hundredMegabytes(res);
     if (url === '/jwks') return json(res, 200, { keys: [jwk] });
     if (url === '/stats') return json(res, 200, { polls });
     if (url === '/device/auth') {
       if (FAULT === 'device_500') return json(res, 500, 'oops');
       polls = [];
-      return json(res, 200, { device_code: 'mock-device-code', user_code: 'MOCK-CODE', verification_uri: `${ISSUER}/device`, verification_uri_complete: `${ISSUER}/device?user_code=MOCK-CODE`, expires_in: 120 });
+      const authz = { device_code: 'mock-device-code', user_code: 'MOCK-CODE', verification_uri: `${ISSUER}/device`, verification_uri_complete: `${ISSUER}/device?user_code=MOCK-CODE`, expires_in: 120 };
+      if (FAULT === 'interval_0') authz.interval = 0;
+      return json(res, 200, authz);
     }
     if (url === '/token') {
       polls.push(Date.now());
@@ -94,6 +135,7 @@ const server = http.createServer((req, res) => {
       if (n === 1) return json(res, 400, { error: 'authorization_pending' });
       if (FAULT === 'slow_down' && n <= 3) return json(res, 400, { error: 'slow_down' });
       if (FAULT === 'garbage') return json(res, 200, '<html>not json');
+      if (FAULT === 'huge_body') return hundredMegabytes(res);
       if (FAULT === 'http_500') return json(res, 500, '');
       return json(res, 200, { access_token: 'mock-access-token', token_type: 'Bearer', expires_in: 300, id_token: idToken() });
     }

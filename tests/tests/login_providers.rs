@@ -207,7 +207,8 @@ fn rotated_keys_are_fetched_again_without_a_restart() {
 }
 
 /// HTTPS with the test's own CA: oidcd trusts it through `provider.ca_file` and the login
-/// succeeds; without `ca_file` the login fails at once with a message about the certificate.
+/// succeeds; without `ca_file` (an unknown CA) the login fails at once with a message about the
+/// certificate, nothing is written and the daemon keeps serving.
 #[test]
 fn tls_provider_with_private_ca() {
     let tls = Tls::new();
@@ -242,6 +243,10 @@ fn tls_provider_with_private_ca() {
         "{}",
         d2.logs()
     );
+    // Nothing written, and the daemon keeps serving.
+    assert_eq!(d2.users().as_array().map(Vec::len), Some(0));
+    d2.oidcctl(&["status"]).expect_ok();
+    assert_eq!(ns2.getent("passwd", &["alice"]).code(), 2);
 }
 
 /// A public client (`pam-oidc-public`, no secret) logs in.

@@ -108,7 +108,7 @@ pub fn post_form(
         .body(body)
         .send()
         .map_err(|e| transport(url, &e, timeout))?;
-    read_json(url, resp)
+    read_json(url, resp, timeout)
 }
 
 /// GETs a JSON resource with a bearer token, within `deadline`.
@@ -137,13 +137,17 @@ pub fn get_bearer(
             "{url} answered with a signed JWT (application/jwt); configure the provider to return plain JSON userinfo"
         )));
     }
-    Ok((read_json(url, resp)?, content_type))
+    Ok((read_json(url, resp, timeout)?, content_type))
 }
 
-fn read_json(url: &str, resp: reqwest::blocking::Response) -> Result<JsonResponse, OidcError> {
+fn read_json(
+    url: &str,
+    resp: reqwest::blocking::Response,
+    timeout: Duration,
+) -> Result<JsonResponse, OidcError> {
     let status = resp.status().as_u16();
     let html = is_html(resp.headers());
-    let bytes = read_body(url, resp)?;
+    let bytes = read_body(url, resp, timeout)?;
     if (300..400).contains(&status) {
         return Err(OidcError::InvalidResponse(format!(
             "{url}: unexpected redirect (HTTP {status})"
@@ -168,14 +172,31 @@ fn read_json(url: &str, resp: reqwest::blocking::Response) -> Result<JsonRespons
 }
 
 /// Reads a body of at most [`MAX_BODY`] bytes; a longer one is refused without reading on.
-fn read_body(url: &str, resp: reqwest::blocking::Response) -> Result<Vec<u8>, OidcError> {
+fn read_body(
+    url: &str,
+    resp: reqwest::blocking::Response,
+    timeout: Duration,
+) -> Result<Vec<u8>, OidcError> {
     if resp.content_length().is_some_and(|n| n > MAX_BODY) {
         return Err(too_large(url));
     }
     let mut bytes = Vec::new();
     resp.take(MAX_BODY + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| OidcError::Unreachable(format!("{url}: reading the answer: {e}")))?;
+        .map_err(|e| {
+            let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                || e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                    .is_some_and(reqwest::Error::is_timeout);
+            if timed_out {
+                OidcError::Unreachable(format!(
+                    "{url}: no complete answer within {:.1}s",
+                    timeout.as_secs_f64()
+                ))
+            } else {
+                OidcError::Unreachable(format!("{url}: reading the answer: {}", chain(&e)))
+            }
+        })?;
     if bytes.len() as u64 > MAX_BODY {
         return Err(too_large(url));
     }
@@ -210,15 +231,20 @@ fn transport(url: &str, e: &reqwest::Error, timeout: Duration) -> OidcError {
             timeout.as_secs_f64()
         ));
     }
-    // The error chain holds the useful part ("connection refused", "certificate verify failed").
+    OidcError::Unreachable(format!("{url}: {}", chain(e)))
+}
+
+/// An error with its sources: they hold the useful part ("connection refused", "certificate
+/// verify failed", "operation timed out").
+fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    OidcError::Unreachable(format!("{url}: {msg}"))
+    msg
 }
 
 /// Why a request made for openidconnect (discovery, keys) failed.
@@ -270,7 +296,7 @@ pub fn bounded_client(
         for (name, value) in resp.headers() {
             builder = builder.header(name, value);
         }
-        let body = read_body(&url, resp).map_err(|e| match e {
+        let body = read_body(&url, resp, timeout).map_err(|e| match e {
             e @ OidcError::Unreachable(_) => FetchError::Transport(e),
             e => FetchError::Invalid(e),
         })?;
