@@ -446,7 +446,9 @@ pub fn start(
         authz.user_code,
         authz.verification_uri
     );
-    let mut started = login.audit(Event::LoginStarted, "started");
+    let mut started = login
+        .audit(Event::LoginStarted, "started")
+        .field("issuer", provider.config.issuer.as_str());
     if let Some(uid) = resolved_uid {
         started = started.number("uid", u64::from(uid));
     }
