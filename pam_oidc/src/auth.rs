@@ -40,9 +40,9 @@ use crate::syslog::{Level, Log};
 pub const QUICK_DEADLINE: Duration = Duration::from_millis(250);
 /// Budget for connecting to the daemon.
 pub const CONNECT_DEADLINE: Duration = QUICK_DEADLINE;
-/// Budget for `LoginStart`: the daemon asks the identity provider for a code meanwhile, within
-/// its own budget of 10 s (`auth::login::START_BUDGET`), and answers `ProviderUnavailable` with
-/// its reason before this one passes.
+/// Budget for `LoginStart`: the daemon checks the other NSS sources (at most 2 s) and asks the
+/// identity provider for a code (at most 10 s, `auth::login::START_BUDGET`) meanwhile, and
+/// answers `ProviderUnavailable` with its reason before this one passes.
 pub const START_DEADLINE: Duration = Duration::from_secs(15);
 /// Budget for one `LoginWait`: the daemon answers within about 3 s.
 pub const WAIT_DEADLINE: Duration = Duration::from_secs(10);

@@ -301,3 +301,52 @@ fn idle_attempts_naming_alice_do_not_lock_her_out() {
     );
     drop(idle);
 }
+
+/// issue 15 #6 with the real sshd and OpenSSH client: while alice waits at the device prompt
+/// (sshd holds her provisional UID), an ID-map import gives that UID to mallory. Her entry is
+/// withdrawn, and her approved login is refused instead of ending with another UID than the
+/// one sshd would run her session as; mallory alone has the UID.
+#[test]
+fn a_provisional_uid_given_away_meanwhile_refuses_the_ssh_login() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let d = Daemon::start(&ns, &config(&op));
+    let sshd = Sshd::start(&ns);
+    let client = OpenSsh::spawn(&sshd, "alice", "id -un");
+    let text = client
+        .wait_prompt(1, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no prompt:\n{}", d.logs()));
+    let uid = provisional_uid(&d, "alice").unwrap_or_else(|| panic!("{}", d.logs()));
+    let map = serde_json::json!({
+        "format": "oidcd-idmap-1",
+        "issuer": op.issuer(),
+        "users": [{"sub": "mallory-sub", "name": "mallory", "uid": uid, "gid": uid}],
+        "groups": []
+    });
+    d.import(&map).expect_ok();
+    assert!(
+        d.wait_log(
+            &format!("provisional entry for alice withdrawn: its uid {uid} now belongs to the user mallory"),
+            Duration::from_secs(5)
+        ),
+        "{}",
+        d.logs()
+    );
+    let prompt = Prompt::parse(&text, Instant::now()).unwrap_or_else(|| panic!("{text}"));
+    op.approve(&prompt.code, "alice", "alice-pw", &[])
+        .expect_ok();
+    client.answer(1, "");
+    let run = client.finish(Duration::from_secs(60));
+    assert_ne!(run.stdout.trim(), "alice", "alice got in:\n{run}");
+    assert!(
+        d.logs().contains(&format!(
+            "alice resolved to UID {uid} when the login began, and the program running it \
+             holds that UID: it now belongs to the oidcd user mallory"
+        )),
+        "{}",
+        d.logs()
+    );
+    assert_eq!(ns.getent("passwd", &["alice"]).code(), 2);
+    let mallory = ns.getent("passwd", &[&uid.to_string()]);
+    assert!(mallory.stdout.starts_with("mallory:"), "{mallory}");
+}

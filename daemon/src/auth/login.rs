@@ -32,8 +32,9 @@ pub const WAIT_MAX: Duration = Duration::from_secs(3);
 /// How often a blocked `LoginWait` checks that its connection is still there.
 pub const HANG_UP_CHECK: Duration = Duration::from_millis(100);
 /// Everything `LoginStart` asks the provider (discovery and keys when not cached, then the
-/// device authorization) fits in this, so the daemon always answers before the PAM module's
-/// deadline for `LoginStart` (15 s) with a reason of its own.
+/// device authorization) fits in this. With the other NSS sources' check before it (at most
+/// [`other_sources::LOGIN_BUDGET`], 2 s), the daemon answers within 12 s, before the PAM
+/// module's deadline for `LoginStart` (15 s), with a reason of its own.
 pub const START_BUDGET: Duration = Duration::from_secs(10);
 
 /// What an evicted login's user is told.

@@ -314,6 +314,9 @@ fn config_check(args: &Args) -> u8 {
                         "note: no [provider] configured: known users still resolve; imports and logins need it"
                     );
                 }
+                for notice in &c.notices {
+                    println!("note: {notice}");
+                }
             }
             EXIT_OK
         }
