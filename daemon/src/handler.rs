@@ -10,7 +10,7 @@ pub use crate::access::Peer;
 use crate::access::{Admitted, Scope};
 use crate::audit::{self, Event};
 use crate::auth;
-use crate::identity::other_sources::{self, Known};
+use crate::identity::other_sources;
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
 
@@ -297,17 +297,8 @@ fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response
             groups.extend(m.groups.into_iter().map(|g| g.name));
         }
     }
-    let known = match other_sources(&users, &groups) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
-    write(state, |s, ctx| {
-        let view = ctx.local.with_others(known);
-        let ctx = NewIds {
-            local: &view,
-            ..*ctx
-        };
-        Ok(match s.import(&ctx, entries)? {
+    write_unless_elsewhere(state, &users, &groups, |s, ctx| {
+        Ok(match s.import(ctx, entries)? {
             Ok(applied) => {
                 for a in &applied {
                     log::info!(
@@ -341,14 +332,32 @@ fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response
     })
 }
 
-/// Names other NSS sources already have, among `users` and `groups` (issue 15 #5): an import
-/// must not create them either.
-fn other_sources(users: &[String], groups: &[String]) -> Result<Known, Box<Response>> {
+/// [`write`], with the names other NSS sources already have among `users` and `groups`
+/// counted as taken (issue 15 #5): an import must not create them either.
+fn write_unless_elsewhere(
+    state: &State,
+    users: &[String],
+    groups: &[String],
+    f: impl FnOnce(&mut Store, &NewIds<'_>) -> Result<Response, StoreError>,
+) -> Response {
     let u: Vec<&str> = users.iter().map(String::as_str).collect();
     let g: Vec<&str> = groups.iter().map(String::as_str).collect();
-    other_sources::lookup(&u, &g, other_sources::IMPORT_BUDGET).map_err(|e| {
-        log::error!("import refused: {e}");
-        Box::new(Response::error(ErrorCode::Unavailable, e.to_string()))
+    let known = match other_sources::lookup(&u, &g, other_sources::IMPORT_BUDGET) {
+        Ok(k) => k,
+        Err(e) => {
+            log::error!("import refused: {e}");
+            return Response::error(ErrorCode::Unavailable, e.to_string());
+        }
+    };
+    write(state, |s, ctx| {
+        let view = ctx.local.with_others(known);
+        f(
+            s,
+            &NewIds {
+                local: &view,
+                ..*ctx
+            },
+        )
     })
 }
 
@@ -359,17 +368,8 @@ fn import_map(
     users: &[String],
     groups: &[String],
 ) -> Response {
-    let known = match other_sources(users, groups) {
-        Ok(k) => k,
-        Err(resp) => return *resp,
-    };
-    write(state, |s, ctx| {
-        let view = ctx.local.with_others(known);
-        let ctx = NewIds {
-            local: &view,
-            ..*ctx
-        };
-        Ok(match s.import_map(&ctx, map)? {
+    write_unless_elsewhere(state, users, groups, |s, ctx| {
+        Ok(match s.import_map(ctx, map)? {
             Ok(n) => {
                 log::info!("ID map imported: {n} new entries");
                 admin_event("import_map", peer)

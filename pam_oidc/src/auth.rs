@@ -283,21 +283,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
         match Step::from(answer) {
             // A daemon from before LoginPrecheck: LoginStart checks the same.
             Step::Possible | Step::NotUnderstood(_) => {}
-            Step::Failed(reason, message) => {
-                if reason != LoginFailure::NameRefused {
-                    self.show_error(&message);
-                }
-                return Err(AuthError::Failed { reason, message });
-            }
-            Step::Unavailable(why) => return Err(AuthError::Unavailable(why)),
-            Step::Busy(message) => {
-                self.show_error(&message);
-                return Err(AuthError::Unavailable(format!("busy: {message}")));
-            }
-            Step::Started(_) => return Err(unexpected("login_precheck", "login_started")),
-            Step::Pending => return Err(unexpected("login_precheck", "login_pending")),
-            Step::Approved(_) => return Err(unexpected("login_precheck", "login_approved")),
-            Step::Unexpected(got) => return Err(unexpected("login_precheck", got)),
+            other => return Err(self.before_prompt("login_precheck", other)),
         }
         let start = Request::LoginStart {
             user: who.user.clone(),
@@ -310,28 +296,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             .map_err(AuthError::Daemon)?;
         let login = match Step::from(answer) {
             Step::Started(login) => login,
-            Step::Failed(reason, message) => {
-                // "Not ours" stays quiet: the next module in the stack takes this user.
-                if reason != LoginFailure::NameRefused {
-                    self.show_error(&message);
-                }
-                return Err(AuthError::Failed { reason, message });
-            }
-            Step::Unavailable(why) | Step::NotUnderstood(why) => {
-                return Err(AuthError::Unavailable(why));
-            }
-            // Too many logins in progress: only users the daemon would serve get this far
-            // (it refuses other names first), so the reason is worth showing.
-            Step::Busy(message) => {
-                self.show_error(&message);
-                return Err(AuthError::Unavailable(format!("busy: {message}")));
-            }
-            // No login exists yet, so there is nothing to cancel. An approval here is a
-            // confused daemon, never a success.
-            Step::Possible => return Err(unexpected("login_start", "login_possible")),
-            Step::Pending => return Err(unexpected("login_start", "login_pending")),
-            Step::Approved(_) => return Err(unexpected("login_start", "login_approved")),
-            Step::Unexpected(got) => return Err(unexpected("login_start", got)),
+            other => return Err(self.before_prompt("login_start", other)),
         };
         self.debug(&format!(
             "login {} started for {}, code valid for {} s",
@@ -347,6 +312,33 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             }
         }
         result
+    }
+
+    /// The error for an answer, before the prompt, that does not let the login go on (the
+    /// answer to `step`). No login exists yet, so there is nothing to cancel.
+    fn before_prompt(&mut self, step: &'static str, answer: Step) -> AuthError {
+        match answer {
+            Step::Failed(reason, message) => {
+                // "Not ours" stays quiet: the next module in the stack takes this user.
+                if reason != LoginFailure::NameRefused {
+                    self.show_error(&message);
+                }
+                AuthError::Failed { reason, message }
+            }
+            Step::Unavailable(why) | Step::NotUnderstood(why) => AuthError::Unavailable(why),
+            // Too many logins in progress: only users the daemon would serve get this far
+            // (it refuses other names first), so the reason is worth showing.
+            Step::Busy(message) => {
+                self.show_error(&message);
+                AuthError::Unavailable(format!("busy: {message}"))
+            }
+            // An approval here is a confused daemon, never a success.
+            Step::Possible => unexpected(step, "login_possible"),
+            Step::Started(_) => unexpected(step, "login_started"),
+            Step::Pending => unexpected(step, "login_pending"),
+            Step::Approved(_) => unexpected(step, "login_approved"),
+            Step::Unexpected(got) => unexpected(step, got),
+        }
     }
 
     fn prompt_and_wait<D: Daemon>(

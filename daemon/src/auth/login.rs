@@ -293,14 +293,7 @@ pub fn precheck(state: &State, user: &str, service: &str, rhost: Option<&str>) -
             log::info!(
                 "login {user} (service {service}) refused before asking the provider: {why}"
             );
-            audit::record(Event::LoginRefused, "not_ours")
-                .field("user", user)
-                .field("service", service)
-                .opt("rhost", rhost)
-                .field("reason", failure_name(LoginFailure::NameRefused))
-                .field("message", why.as_str())
-                .emit();
-            failed(LoginFailure::NameRefused, &why)
+            not_ours(user, service, rhost, &why)
         }
         Err(PrecheckRefusal::Unavailable(why)) => {
             log::error!("login {user} (service {service}): {why}");
@@ -309,6 +302,19 @@ pub fn precheck(state: &State, user: &str, service: &str, rhost: Option<&str>) -
             }
         }
     }
+}
+
+/// Refuses `user` as not the daemon's to serve (quietly, for the PAM module), with its audit
+/// event.
+fn not_ours(user: &str, service: &str, rhost: Option<&str>, why: &str) -> Response {
+    audit::record(Event::LoginRefused, "not_ours")
+        .field("user", user)
+        .field("service", service)
+        .opt("rhost", rhost)
+        .field("reason", failure_name(LoginFailure::NameRefused))
+        .field("message", why)
+        .emit();
+    failed(LoginFailure::NameRefused, why)
 }
 
 /// `LoginStart`.
@@ -507,14 +513,7 @@ fn check_other_sources(
                  oidcd does not serve it"
             );
             log::warn!("login {user} (service {service}) refused: {why}");
-            audit::record(Event::LoginRefused, "not_ours")
-                .field("user", user)
-                .field("service", service)
-                .opt("rhost", rhost)
-                .field("reason", failure_name(LoginFailure::NameRefused))
-                .field("message", why.as_str())
-                .emit();
-            Err(Box::new(failed(LoginFailure::NameRefused, &why)))
+            Err(Box::new(not_ours(user, service, rhost, &why)))
         }
         Ok(_) => Ok(()),
         Err(e) => {

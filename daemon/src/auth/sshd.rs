@@ -23,19 +23,11 @@ pub fn is_sshd(cfg: &Config, uid: u32, pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ClientAuth, ProviderConfig};
+    use crate::config::ProviderConfig;
 
     fn cfg_with_program(program: &std::path::Path) -> Config {
         let mut c = Config {
-            provider: Some(ProviderConfig {
-                issuer: "https://idp".into(),
-                client_id: "c".into(),
-                client_secret: None,
-                client_auth: ClientAuth::None,
-                scopes: vec!["openid".into()],
-                ca_file: None,
-                insecure_http_issuer: false,
-            }),
+            provider: Some(ProviderConfig::for_test("https://idp")),
             ..Config::default()
         };
         c.login.ssh_programs = vec![program.to_path_buf()];

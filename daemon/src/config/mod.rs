@@ -89,6 +89,22 @@ pub struct ProviderConfig {
     pub insecure_http_issuer: bool,
 }
 
+impl ProviderConfig {
+    /// A public client `oidcd` of `issuer` asking for `openid` only (unit tests).
+    #[cfg(test)]
+    pub fn for_test(issuer: &str) -> Self {
+        Self {
+            issuer: issuer.into(),
+            client_id: "oidcd".into(),
+            client_secret: None,
+            client_auth: ClientAuth::None,
+            scopes: vec!["openid".into()],
+            ca_file: None,
+            insecure_http_issuer: false,
+        }
+    }
+}
+
 /// Where claims are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimSource {

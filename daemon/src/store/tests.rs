@@ -5,7 +5,7 @@ use oidc_proto::types::IdMap;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::config::{ClaimPath, ClientAuth, Config, ProviderConfig, UidSource};
+use crate::config::{ClaimPath, Config, ProviderConfig, UidSource};
 use crate::identity::ids::{self, IdKind};
 use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, MappedUser};
@@ -15,15 +15,7 @@ const NOW: i64 = 1_700_000_000;
 
 fn cfg() -> Config {
     Config {
-        provider: Some(ProviderConfig {
-            issuer: ISSUER.into(),
-            client_id: "oidcd".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            ca_file: None,
-            insecure_http_issuer: false,
-        }),
+        provider: Some(ProviderConfig::for_test(ISSUER)),
         ..Config::default()
     }
 }

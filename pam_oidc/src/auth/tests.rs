@@ -106,7 +106,7 @@ impl Run {
 /// Runs a login for alice against `daemon` (each LoginWait costing 3 s of virtual time).
 fn run_with(
     options: &Options,
-    mut user: ScriptedUser,
+    user: ScriptedUser,
     script: impl IntoIterator<Item = Result<Response, ClientError>>,
     forever: Option<Response>,
 ) -> Run {
@@ -115,6 +115,16 @@ fn run_with(
     if let Some(answer) = forever {
         daemon = daemon.then_forever(answer);
     }
+    run_against(options, user, daemon, clock)
+}
+
+/// Runs a login for alice against `daemon`.
+fn run_against(
+    options: &Options,
+    mut user: ScriptedUser,
+    daemon: FakeDaemon,
+    clock: FakeClock,
+) -> Run {
     let log = Memo::default();
     let result = Login {
         options,
@@ -256,23 +266,12 @@ fn run_prechecking(
     script: impl IntoIterator<Item = Result<Response, ClientError>>,
 ) -> Run {
     let clock = FakeClock::new();
-    let daemon = FakeDaemon::new(script).prechecking(answer);
-    let log = Memo::default();
-    let mut user = ScriptedUser::answering();
-    let result = Login {
-        options: &Options::default(),
-        conv: &mut user,
-        clock: &clock,
-        log: &log,
-    }
-    .run(&alice(), daemon.connector());
-    Run {
-        result,
-        user,
-        daemon,
+    run_against(
+        &Options::default(),
+        ScriptedUser::answering(),
+        FakeDaemon::new(script).prechecking(answer),
         clock,
-        log,
-    }
+    )
 }
 
 /// issue 15 #9: a frozen daemon is found out by `LoginPrecheck` within [`QUICK_DEADLINE`]:

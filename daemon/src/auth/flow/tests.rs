@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::clock::Clock;
-use crate::config::{ClaimPath, ClientAuth, IdRange, ProviderConfig};
+use crate::config::{ClaimPath, IdRange, ProviderConfig};
 use crate::identity::ids::{self, IdKind};
 use crate::identity::local::LocalAccounts;
 use crate::store::Store;
@@ -24,15 +24,7 @@ const RANGE: IdRange = IdRange {
 
 fn cfg() -> Config {
     let mut c = Config {
-        provider: Some(ProviderConfig {
-            issuer: ISSUER.into(),
-            client_id: "oidcd".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            ca_file: None,
-            insecure_http_issuer: false,
-        }),
+        provider: Some(ProviderConfig::for_test(ISSUER)),
         ..Config::default()
     };
     c.mapping.uids = RANGE;
