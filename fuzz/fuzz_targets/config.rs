@@ -160,6 +160,8 @@ fn check(c: &Config) {
     assert!(l.ssh_programs.iter().all(|p| p.is_absolute()));
     assert!((1..=10_000).contains(&l.max_provisional_per_minute));
     assert!((1..=10_000).contains(&l.max_logins_in_progress));
+    assert!((1..=10_000).contains(&l.max_logins_per_source));
+    assert!((1..=100_000).contains(&l.max_provisional_entries));
 }
 
 fuzz_target!(|data: &[u8]| {

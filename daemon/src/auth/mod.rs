@@ -1,5 +1,6 @@
 //! Logins: the device flow from code to verdict ([`flow`]), the registry of logins in progress
-//! ([`login`]), the QR picture ([`qr`]), and the PAM `account` verdict ([`account`]).
+//! ([`login`]) and which of them make room for a new one ([`limits`]), recognising sshd
+//! ([`sshd`]), the QR picture ([`qr`]), and the PAM `account` verdict ([`account`]).
 
 pub mod account;
 pub mod flow;

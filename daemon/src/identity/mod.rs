@@ -1,5 +1,6 @@
-//! Who a user is on this host: name rules, the host's own accounts, ID allocation, and the
-//! mapping from provider claims.
+//! Who a user is on this host: name rules, the host's own accounts, the names other NSS
+//! sources know, ID allocation, the provisional entries handed to sshd, and the mapping from
+//! provider claims.
 
 pub mod ids;
 pub mod local;
