@@ -9,8 +9,9 @@
 //! - [`ns`]: a private mount namespace held open by a holder process. Inside it `/run` is a
 //!   fresh tmpfs, `/etc/nsswitch.conf` names the `oidc` module, the multiarch lib dir is
 //!   overlaid with the built `libnss_oidc.so.2`, and optionally `/etc/passwd`, `/etc/group`,
-//!   `/etc/pam.d` and `/etc/sudoers.d` are bound to copies. The host's `/etc` and `/run` are
-//!   never written. Commands run inside it through `nsenter`.
+//!   `/etc/shadow`, `/etc/pam.d`, `/etc/sudoers.d` and `/var/lib/extrausers` (a second NSS
+//!   source) are bound to copies. The host's `/etc` and `/run` are never written. Commands run
+//!   inside it through `nsenter`.
 //! - [`daemon`]: a config builder with test defaults and a running `oidcd` in a namespace.
 //! - [`provider`]: the test OpenID Provider (`tests/op/provider.mjs`) on a free loopback port
 //!   and the scripted approval of a device code (`tests/tools/approve_device.py`).

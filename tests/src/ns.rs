@@ -7,8 +7,10 @@
 //!   refuses a socket directory writable by others, and the host's `/run` stays untouched);
 //! - `/etc/nsswitch.conf` is the host's with `passwd: files oidc` and `group: files oidc`;
 //! - the multiarch lib dir is a read-only overlay whose top layer holds `libnss_oidc.so.2`;
-//! - optionally `/etc/passwd` and `/etc/group` (with extra local accounts), `/etc/pam.d` and
-//!   `/etc/sudoers.d` are bound to copies in the namespace's temp dir.
+//! - optionally `/etc/passwd` and `/etc/group` (with extra local accounts), `/etc/shadow` (with
+//!   their passwords), `/etc/pam.d` and `/etc/sudoers.d` are bound to copies in the namespace's
+//!   temp dir, and `/var/lib/extrausers` to files of a second NSS source (`extrausers`, then
+//!   listed between `files` and `oidc`).
 //!
 //! Nothing is created on a host path outside the temp dir: the script runs under `set -e`, so
 //! if mounting the tmpfs fails, nothing is created under the host's `/run`. Dropping the
