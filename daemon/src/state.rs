@@ -373,6 +373,19 @@ impl State {
             )?
         };
         drop(local);
+        let first = crate::identity::ids::candidate(
+            &issuer,
+            crate::identity::ids::IdKind::User,
+            &format!("name:{name}"),
+            0,
+            cfg.mapping.uids,
+        );
+        if first != uid && !crate::config::is_reserved_id(first) {
+            log::info!(
+                "provisional entry for {name}: uid {first} is in use (or held by another \
+                 entry); the next candidate {uid} is used"
+            );
+        }
         let user = UnixUser {
             name: name.to_string(),
             uid,

@@ -465,12 +465,39 @@ fn new_uid(tx: &Transaction<'_>, ctx: &NewIds<'_>, user: &MappedUser) -> Result<
     if let Some(e) = failure {
         return Err(e);
     }
-    id.ok_or_else(|| {
+    let id = id.ok_or_else(|| {
         conflict(format!(
             "no free UID found after {} probes: widen mapping.uid_min..uid_max",
             ids::MAX_PROBES
         ))
-    })
+    })?;
+    let first = ids::candidate(ctx.issuer, IdKind::User, &user.sub, 0, range);
+    log_collision(tx, ctx, "UID", &format!("user {}", user.name), first, id)?;
+    Ok(id)
+}
+
+/// Says so when an ID is not the first candidate because another identity (or a local
+/// account) holds that one: the collision is resolved here by the next candidate, and a host
+/// where the first was free gives this identity another ID (pin it with oidcctl export and
+/// import where that matters).
+fn log_collision(
+    tx: &Transaction<'_>,
+    ctx: &NewIds<'_>,
+    what: &str,
+    who: &str,
+    first: u32,
+    chosen: u32,
+) -> Result<(), StoreError> {
+    if first == chosen || is_reserved_id(first) {
+        return Ok(());
+    }
+    let owner = id_owner(tx, ctx.local, first)?.unwrap_or_else(|| "another identity".into());
+    log::warn!(
+        "{what} collision: {who} would get {first}, which {owner} has; {who} gets {chosen} \
+         here (hosts where {first} was free give {first}: pin the ID map with oidcctl export \
+         and import where IDs must agree)"
+    );
+    Ok(())
 }
 
 /// The row id of the group with this provider identity, created (with a fresh GID) if new.
@@ -524,6 +551,14 @@ fn ensure_group(
         log::warn!("no free GID for group {provider_name:?}: widen mapping.gid_min..gid_max");
         return Ok(None);
     };
+    let first = ids::candidate(
+        ctx.issuer,
+        IdKind::Group,
+        provider_name,
+        0,
+        ctx.cfg.mapping.gids,
+    );
+    log_collision(tx, ctx, "GID", &format!("group {name}"), first, gid)?;
     tx.execute(
         "INSERT INTO groups (issuer, provider_name, name, gid, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         params![ctx.issuer, provider_name, name, gid, ctx.now],
