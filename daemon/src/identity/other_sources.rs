@@ -8,9 +8,9 @@
 //! resolves through NSS itself (style.md §4.6): glibc would load sss, ldap and the rest into
 //! the root daemon, with their threads, caches and sockets, and a hung source would hold a
 //! daemon thread with no way to stop it. A child is bounded: it is killed when its budget is
-//! spent, and its crash is its own. It costs a fork and exec (about 2 ms with files and
-//! extrausers), paid at a login's start and end, at imports, and once per new provisional
-//! entry, never on a lookup.
+//! spent, and its crash is its own. It costs a fork and exec (measured 3.7 ms per `getent`
+//! with `files systemd` on the build machine, 50 runs from a Python loop), paid at a login's
+//! start and end, at imports, and once per new provisional entry, never on a lookup.
 //!
 //! A name any source answers for is taken. `getent` exits 2 both for "not found" and when a
 //! source is unavailable, so a source that is down hides its names; a source that hangs
