@@ -89,6 +89,9 @@ pub fn rule(req: &Request) -> Rule {
         Request::AdminUserList => ("admin_user_list", OwnRecord, Quick),
         Request::AdminUserShow { .. } => ("admin_user_show", OwnRecord, Quick),
         Request::AdminUserRemove { .. } => ("admin_user_remove", Root, Slow),
+        // Asks the provider (seconds), or changes what a user may do.
+        Request::AdminUserRefresh { .. } => ("admin_user_refresh", Root, Slow),
+        Request::AdminUserRevoke { .. } => ("admin_user_revoke", Root, Slow),
         // Every group and its members: enumeration.
         Request::AdminGroupList => ("admin_group_list", Root, Slow),
         // What `getent group NAME` shows, plus the provider's name for it and two times.

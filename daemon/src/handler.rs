@@ -132,6 +132,8 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
                 Response::NotFound
             })
         }),
+        Request::AdminUserRefresh { name } => crate::lifecycle::refresh_now(state, &name),
+        Request::AdminUserRevoke { name } => crate::lifecycle::revoke_now(state, &name, peer.uid),
         Request::AdminCacheClear => write(state, |s, _| {
             s.clear()?;
             log::info!("identity cache cleared by uid {}", peer.uid);
@@ -498,5 +500,6 @@ fn status(state: &State) -> Response {
         socket_path: cfg.cache.socket_path.display().to_string(),
         enumerate: cfg.cache.enumerate,
         logins_in_progress: state.logins.count() as u64,
+        refresh: Some(crate::lifecycle::status(state)),
     })
 }

@@ -5,6 +5,8 @@
 //! - [`identity`]: name rules, the host's own accounts (read from the files, never through NSS),
 //!   deterministic ID allocation, and the mapping from claims to a Unix user.
 //! - [`store`]: the SQLite identity cache (users, groups, memberships).
+//! - [`lifecycle`]: between logins: background refresh, revocation, expiry in the account
+//!   phase, `oidcctl user refresh` and `user revoke`.
 //! - [`server`]: the socket: accepts connections, checks peer credentials, bounds their number,
 //!   stops on request.
 //! - [`handler`]: one function per request, authorised against the peer.
@@ -25,6 +27,7 @@ pub mod config;
 pub mod ctl;
 pub mod handler;
 pub mod identity;
+pub mod lifecycle;
 pub mod logging;
 pub mod oidc;
 pub mod server;

@@ -151,6 +151,8 @@ fn run(config: Config, args: Args) -> Result<(), String> {
             .spawn(move || server::run(listener, state, stop))
             .map_err(|e| format!("cannot start the server thread: {e}"))?
     };
+    let refresh_thread = oidcd::lifecycle::spawn(Arc::clone(&state), Arc::clone(&stop))
+        .map_err(|e| format!("cannot start the refresh thread: {e}"))?;
     log::info!(
         "oidcd {} listening on {}",
         env!("CARGO_PKG_VERSION"),
@@ -176,6 +178,11 @@ fn run(config: Config, args: Args) -> Result<(), String> {
         }
     }
     stop.store(true, Ordering::SeqCst);
+    // A refresh in flight finishes first: its rotated refresh token must be stored.
+    state.lifecycle.wake();
+    if refresh_thread.join().is_err() {
+        log::error!("refresh thread panicked");
+    }
     match server_thread.join() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("server: {e}"),

@@ -38,6 +38,8 @@ pub struct State {
     pub clock: Clock,
     /// When the daemon started.
     pub started: Instant,
+    /// Refreshes between logins.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// Why [`State::store`] failed. Each variant says how the caller reacts.
@@ -83,6 +85,7 @@ impl State {
             cache: Mutex::new(AnswerCache::default()),
             clock,
             started: Instant::now(),
+            lifecycle: crate::lifecycle::Lifecycle::default(),
         }
     }
 
@@ -98,6 +101,7 @@ impl State {
             cache: Mutex::new(AnswerCache::default()),
             clock,
             started: Instant::now(),
+            lifecycle: crate::lifecycle::Lifecycle::default(),
         }
     }
 
@@ -129,6 +133,7 @@ impl State {
         *slot = Arc::new(config);
         drop(slot);
         self.invalidate();
+        self.lifecycle.wake();
     }
 
     /// The configured provider, if any.

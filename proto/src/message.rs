@@ -126,6 +126,17 @@ pub enum Request {
         /// Unix name.
         name: String,
     },
+    /// `oidcctl user refresh` (root only): re-read a user from the provider now.
+    AdminUserRefresh {
+        /// Unix name.
+        name: String,
+    },
+    /// `oidcctl user revoke` (root only): refuse a user in the account phase until their next
+    /// device-flow login, drop their provider and admin groups, forget their tokens.
+    AdminUserRevoke {
+        /// Unix name.
+        name: String,
+    },
     /// `oidcctl group list`.
     AdminGroupList,
     /// `oidcctl group show`.
@@ -199,6 +210,8 @@ impl Request {
             Self::AdminUserList,
             Self::AdminUserShow { name: name() },
             Self::AdminUserRemove { name: name() },
+            Self::AdminUserRefresh { name: name() },
+            Self::AdminUserRevoke { name: name() },
             Self::AdminGroupList,
             Self::AdminGroupShow { name: name() },
             Self::AdminCacheClear,

@@ -187,6 +187,30 @@ pub struct StatusInfo {
     pub enumerate: bool,
     /// Device-flow logins in progress.
     pub logins_in_progress: u64,
+    /// Background refresh (absent from daemons before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshStatus>,
+}
+
+/// The background refresh, for `oidcctl status`. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefreshStatus {
+    /// `refresh.enable`.
+    pub enabled: bool,
+    /// `refresh.interval`, in seconds.
+    pub interval_secs: f64,
+    /// Identities holding a refresh token.
+    pub refreshable: u64,
+    /// Identities revoked.
+    pub revoked: u64,
+    /// Identities whose last refresh failed.
+    pub failing: u64,
+    /// The most recent refresh, if any.
+    pub last_refresh_at: Option<i64>,
+    /// Its user and result.
+    pub last_refresh: Option<String>,
+    /// The next refresh due.
+    pub next_refresh_at: Option<i64>,
 }
 
 /// A user as `oidcctl user show` displays it.
@@ -218,6 +242,31 @@ pub struct UserRecord {
     pub updated_at: i64,
     /// Unix time of the last successful login, if any.
     pub last_login_at: Option<i64>,
+    /// Refresh and revocation state (absent from daemons before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// Where an identity stands with the provider since its last login: refreshes, their
+/// outcome, revocation. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The daemon holds a refresh token for this identity, so it can re-check it.
+    pub refreshable: bool,
+    /// When the provider last confirmed the identity (a login or a successful refresh).
+    pub verified_at: Option<i64>,
+    /// When a refresh was last tried.
+    pub last_refresh_at: Option<i64>,
+    /// What the last refresh gave: `ok`, or why it failed.
+    pub last_refresh_result: Option<String>,
+    /// When the next refresh is due, if one is scheduled.
+    pub next_refresh_at: Option<i64>,
+    /// Refreshes failed in a row (the provider unreachable or erring).
+    pub failures: u32,
+    /// When the identity was revoked, if it is.
+    pub revoked_at: Option<i64>,
+    /// Why it was revoked.
+    pub revoked_reason: Option<String>,
 }
 
 /// A group as `oidcctl group show` displays it.

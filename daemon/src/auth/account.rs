@@ -3,30 +3,38 @@
 //! A user oidcd created is allowed while the claims from their last login still pass the
 //! access gates of the current configuration (so removing a group from `allowed_groups`, or
 //! the user from it at their next login, locks them out); a removed user is unknown; a linked
-//! local account is allowed while the link exists. With `access.max_login_age_days`, a user whose
-//! last login through the provider is older (or who never had one) is refused until the next.
+//! local account is allowed while the link exists. A revoked user, or one the provider has not
+//! confirmed recently enough, is refused ([`crate::lifecycle::account`]): with
+//! `access.max_login_age_days`, a user oidcd cannot refresh whose last login through the
+//! provider is older (or who never had one) is refused until the next.
 
 use oidc_proto::Response;
 use oidc_proto::types::AccountStatus;
 
 use crate::identity::mapping;
+use crate::lifecycle;
 use crate::state::State;
 
 /// `AccountCheck`.
 pub fn check(state: &State, user: &str, service: &str) -> Response {
     let cfg = state.config();
     let found = state.with_store(|s| {
-        let record = s.user_record(user)?.map(|r| (r.claims, r.last_login_at));
+        let record = s
+            .user_record(user)?
+            .map(|r| (r.claims, r.last_login_at, r.lifecycle));
         let link = s.link_of(user)?;
         Ok((record, link))
     });
     let account = match found {
         Err(reason) => return Response::Unavailable { reason },
-        Ok((Some((claims, last_login)), _)) => {
-            let refused = mapping::check_access(&claims, &cfg)
-                .map_err(|r| format!("access refused: {r}"))
+        Ok((Some((claims, last_login, lifecycle)), _)) => {
+            let refused = lifecycle::account::not_revoked(user, lifecycle.as_ref())
                 .and_then(|()| {
-                    login_age_ok(last_login, cfg.access.max_login_age_days, state.clock.now())
+                    mapping::check_access(&claims, &cfg).map_err(|r| format!("access refused: {r}"))
+                })
+                .and_then(|()| {
+                    let now = state.clock.now();
+                    lifecycle::account::fresh(user, &cfg, lifecycle.as_ref(), last_login, now)
                 });
             match refused {
                 Ok(()) => AccountStatus::Allowed,
@@ -66,7 +74,7 @@ pub fn check(state: &State, user: &str, service: &str) -> Response {
 
 /// `access.max_login_age_days`: whether the last login through the provider (`None`: never,
 /// e.g. an imported user) is recent enough at `now` (Unix seconds); the refusal says what to do.
-fn login_age_ok(last_login: Option<i64>, max_days: u32, now: i64) -> Result<(), String> {
+pub(crate) fn login_age_ok(last_login: Option<i64>, max_days: u32, now: i64) -> Result<(), String> {
     if max_days == 0 {
         return Ok(());
     }

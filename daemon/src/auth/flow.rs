@@ -221,6 +221,9 @@ fn poll_loop(
                     &tokens.id_token,
                     &tokens.access_token,
                 );
+                if let (Response::LoginApproved { user, .. }, _) = &verdict {
+                    crate::lifecycle::after_login(state, user, &tokens);
+                }
                 log::debug!(
                     "login {}: verdict {} ms after the tokens arrived",
                     login.describe(),
@@ -303,14 +306,25 @@ fn complete(
 }
 
 /// Why the ID token was not accepted.
-enum TokenError {
+pub(crate) enum TokenError {
     /// The keys could not be fetched again.
     Provider(OidcError),
     /// The token itself.
     Invalid(Invalid),
 }
 
-fn validate(
+impl From<TokenError> for OidcError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Provider(e) => e,
+            TokenError::Invalid(i) => i.into(),
+        }
+    }
+}
+
+/// Validates an ID token (from a login or a refresh) against the provider's keys, fetching
+/// them again once when the token names a key we do not have.
+pub(crate) fn validate(
     state: &State,
     provider: &Provider,
     d: &Discovered,

@@ -6,6 +6,7 @@
 
 mod error;
 mod raw;
+mod refresh;
 mod validate;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};
 use raw::RawConfig;
+pub use refresh::RefreshConfig;
 use validate::Validator;
 
 /// Everything the daemon needs, checked.
@@ -40,6 +42,8 @@ pub struct Config {
     /// Keys that are accepted but no longer do anything, each with what replaced it: logged
     /// at start and printed by `--check-config`.
     pub notices: Vec<String>,
+    /// `[refresh]`.
+    pub refresh: RefreshConfig,
 }
 
 /// A value that must not reach a log.
@@ -47,6 +51,11 @@ pub struct Config {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value read from the provider or the store.
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -87,6 +96,8 @@ pub struct ProviderConfig {
     pub ca_file: Option<PathBuf>,
     /// Plain `http://` issuer on a loopback address (tests and demos only).
     pub insecure_http_issuer: bool,
+    /// Add `offline_access` to the scopes when the provider lists it, to get a refresh token.
+    pub offline_access: bool,
 }
 
 impl ProviderConfig {
@@ -101,6 +112,7 @@ impl ProviderConfig {
             scopes: vec!["openid".into()],
             ca_file: None,
             insecure_http_issuer: false,
+            offline_access: true,
         }
     }
 }
@@ -404,6 +416,7 @@ impl Default for Config {
                 max_logins_per_source: 8,
             },
             notices: Vec::new(),
+            refresh: RefreshConfig::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub mapping: Option<RawMapping>,
     pub cache: Option<RawCache>,
     pub login: Option<RawLogin>,
+    pub refresh: Option<super::refresh::RawRefresh>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +36,7 @@ pub(crate) struct RawProvider {
     pub scopes: S<Vec<String>>,
     pub ca_file: S<String>,
     pub insecure_http_issuer: S<bool>,
+    pub offline_access: S<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

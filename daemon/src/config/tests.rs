@@ -189,6 +189,7 @@ client_auth = "post"
 scopes = ["openid", "email"]
 ca_file = "{ca}"
 insecure_http_issuer = true
+offline_access = false
 
 [claims]
 source = "userinfo"
@@ -243,6 +244,15 @@ max_provisional_per_minute = 5
 max_provisional_entries = 50
 max_logins_in_progress = 8
 max_logins_per_source = 2
+
+[refresh]
+enable = false
+interval = 1.5
+max_concurrent = 2
+retry_min = 2
+retry_max = 30
+entry_ttl = 600
+userinfo_recheck = false
 "#,
         ca = ca.display()
     );
@@ -258,6 +268,7 @@ max_logins_per_source = 2
             scopes: vec!["openid".into(), "email".into()],
             ca_file: Some(ca),
             insecure_http_issuer: true,
+            offline_access: false,
         }),
         claims: ClaimsConfig {
             source: ClaimSource::Userinfo,
@@ -323,6 +334,15 @@ max_logins_per_source = 2
              bounds the table instead"
                 .into(),
         ],
+        refresh: RefreshConfig {
+            enable: false,
+            interval: Duration::from_millis(1500),
+            max_concurrent: 2,
+            retry_min: Duration::from_secs(2),
+            retry_max: Duration::from_secs(30),
+            entry_ttl: Duration::from_secs(600),
+            userinfo_recheck: false,
+        },
     };
     assert_eq!(c, expected);
 }

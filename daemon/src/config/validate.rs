@@ -36,6 +36,7 @@ impl Validator<'_, '_> {
         self.mapping(raw, c);
         self.cache(raw, c);
         self.login(raw, c);
+        self.refresh(raw, c);
     }
 
     fn daemon(&mut self, raw: &RawConfig, c: &mut Config) {
@@ -181,6 +182,7 @@ impl Validator<'_, '_> {
                 scopes,
                 ca_file,
                 insecure_http_issuer: insecure,
+                offline_access: p.offline_access.as_ref().is_none_or(|v| *v.get_ref()),
             });
         }
     }
@@ -712,14 +714,28 @@ impl Validator<'_, '_> {
     }
 
     /// Sets `slot` to `v` seconds when `v` is in `lo..=hi`; reports it otherwise.
-    fn seconds_i(&mut self, v: &S<i64>, key: &str, lo: i64, hi: i64, slot: &mut Duration) {
+    pub(super) fn seconds_i(
+        &mut self,
+        v: &S<i64>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+        slot: &mut Duration,
+    ) {
         if let Some(n) = self.in_range(v, key, lo, hi, " seconds") {
             *slot = Duration::from_secs(n.unsigned_abs());
         }
     }
 
     /// As [`Self::seconds_i`], for fractional seconds.
-    fn seconds_f(&mut self, v: &S<f64>, key: &str, lo: f64, hi: f64, slot: &mut Duration) {
+    pub(super) fn seconds_f(
+        &mut self,
+        v: &S<f64>,
+        key: &str,
+        lo: f64,
+        hi: f64,
+        slot: &mut Duration,
+    ) {
         if let Some(d) = self
             .in_range(v, key, lo, hi, " seconds")
             .and_then(|n| Duration::try_from_secs_f64(n).ok())
@@ -729,7 +745,7 @@ impl Validator<'_, '_> {
     }
 
     /// Sets `slot` to the count `v` when it is in `lo..=hi`; reports it otherwise.
-    fn count(&mut self, v: &S<i64>, key: &str, lo: i64, hi: i64, slot: &mut u32) {
+    pub(super) fn count(&mut self, v: &S<i64>, key: &str, lo: i64, hi: i64, slot: &mut u32) {
         if let Some(n) = self
             .in_range(v, key, lo, hi, "")
             .and_then(|n| u32::try_from(n).ok())

@@ -146,6 +146,21 @@ enum UserCmd {
         /// Unix name.
         name: String,
     },
+    /// Re-read a user from the provider now with their refresh token, as the background
+    /// refresh does: name, groups and admin status follow the provider; a refused grant
+    /// revokes the user.
+    Refresh {
+        /// Unix name.
+        name: String,
+    },
+    /// Revoke a user on this host now: the PAM account phase (SSH keys, su, sudo, cron)
+    /// refuses them until their next login through the provider, they lose their provider and
+    /// admin groups, and their tokens are forgotten. Their passwd entry stays, so their files
+    /// keep their owner.
+    Revoke {
+        /// Unix name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -193,6 +208,10 @@ fn run(args: &Args) -> u8 {
         Command::User(UserCmd::List) => Request::AdminUserList,
         Command::User(UserCmd::Show { name }) => Request::AdminUserShow { name: name.clone() },
         Command::User(UserCmd::Remove { name }) => Request::AdminUserRemove { name: name.clone() },
+        Command::User(UserCmd::Refresh { name }) => {
+            Request::AdminUserRefresh { name: name.clone() }
+        }
+        Command::User(UserCmd::Revoke { name }) => Request::AdminUserRevoke { name: name.clone() },
         Command::Group(GroupCmd::List) => Request::AdminGroupList,
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,

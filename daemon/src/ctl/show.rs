@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use oidc_proto::Response;
-use oidc_proto::types::{GroupRecord, UserRecord};
+use oidc_proto::types::{GroupRecord, Lifecycle, RefreshStatus, UserRecord};
 use serde_json::json;
 
 /// Prints the payload of `r` as JSON.
@@ -53,6 +53,9 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
             writeln!(out, "users:          {}", s.users)?;
             writeln!(out, "groups:         {}", s.groups)?;
             writeln!(out, "logins running: {}", s.logins_in_progress)?;
+            if let Some(r) = &s.refresh {
+                refresh_status(out, r)?;
+            }
             writeln!(
                 out,
                 "enumeration:    {}",
@@ -93,6 +96,37 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
         Response::Done { message } => writeln!(out, "{message}"),
         other => writeln!(out, "{other:?}"),
     }
+}
+
+fn refresh_status(out: &mut impl Write, r: &RefreshStatus) -> io::Result<()> {
+    if r.enabled {
+        writeln!(
+            out,
+            "refresh:        every {}, {} identities with a refresh token, {} failing, {} revoked",
+            duration(r.interval_secs.round() as u64),
+            r.refreshable,
+            r.failing,
+            r.revoked
+        )?;
+    } else {
+        writeln!(out, "refresh:        off ({} revoked)", r.revoked)?;
+    }
+    writeln!(
+        out,
+        "last refresh:   {}",
+        match (r.last_refresh_at, &r.last_refresh) {
+            (Some(t), Some(what)) => format!("{} ({what})", when(t)),
+            (Some(t), None) => when(t),
+            _ => "none yet".into(),
+        }
+    )?;
+    writeln!(
+        out,
+        "next refresh:   {}",
+        r.next_refresh_at
+            .filter(|_| r.enabled)
+            .map_or_else(|| "none scheduled".into(), when)
+    )
 }
 
 fn user_table(out: &mut impl Write, users: &[UserRecord]) -> io::Result<()> {
@@ -174,10 +208,56 @@ fn user_details(out: &mut impl Write, u: &UserRecord) -> io::Result<()> {
         "last login:     {}",
         u.last_login_at.map_or_else(|| "never".into(), when)
     )?;
+    if let Some(l) = &u.lifecycle {
+        lifecycle(out, l)?;
+    }
     if !u.claims.is_null() {
         writeln!(out, "claims:         {}", serde_json::to_string(&u.claims)?)?;
     }
     Ok(())
+}
+
+/// The refresh and revocation state of a user.
+fn lifecycle(out: &mut impl Write, l: &Lifecycle) -> io::Result<()> {
+    let at = |t: Option<i64>| t.map_or_else(|| "never".into(), when);
+    writeln!(
+        out,
+        "revoked:        {}",
+        match (l.revoked_at, &l.revoked_reason) {
+            (Some(t), Some(why)) => format!("YES, {} ({why})", when(t)),
+            (Some(t), None) => format!("YES, {}", when(t)),
+            (None, _) => "no".into(),
+        }
+    )?;
+    writeln!(
+        out,
+        "refresh token:  {}",
+        if l.refreshable {
+            "held"
+        } else {
+            "none (access.max_login_age_days applies)"
+        }
+    )?;
+    writeln!(out, "confirmed:      {}", at(l.verified_at))?;
+    writeln!(out, "last refresh:   {}", at(l.last_refresh_at))?;
+    writeln!(
+        out,
+        "refresh result: {}{}",
+        l.last_refresh_result.as_deref().unwrap_or("-"),
+        if l.failures > 1 {
+            format!(" ({} failures in a row)", l.failures)
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        out,
+        "next refresh:   {}",
+        match (l.revoked_at, l.next_refresh_at) {
+            (Some(_), _) => "none (revoked)".into(),
+            (None, t) => t.map_or_else(|| "not scheduled".into(), when),
+        }
+    )
 }
 
 fn group_table(out: &mut impl Write, groups: &[GroupRecord]) -> io::Result<()> {

@@ -48,6 +48,10 @@ pub struct Tokens {
     pub id_token: String,
     /// The access token, for userinfo.
     pub access_token: String,
+    /// The refresh token, when the provider issued one (see [`super::refresh`]).
+    pub refresh_token: Option<String>,
+    /// The access token's lifetime in seconds, when the provider said.
+    pub expires_in: Option<u64>,
 }
 
 impl fmt::Debug for Tokens {
@@ -184,6 +188,8 @@ pub fn parse_poll(status: u16, body: &Value) -> Result<Poll, OidcError> {
         return Ok(Poll::Approved(Tokens {
             id_token,
             access_token,
+            refresh_token: get("refresh_token"),
+            expires_in: super::refresh::expires_in(body),
         }));
     }
     match body.get("error").and_then(Value::as_str) {

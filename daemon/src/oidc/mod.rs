@@ -1,5 +1,6 @@
 //! Talking to the OpenID provider: discovery and keys ([`provider`]), the device authorization
-//! grant ([`device`]), ID-token validation ([`id_token`]) and userinfo ([`userinfo`]).
+//! grant ([`device`]), ID-token validation ([`id_token`]), userinfo ([`userinfo`]) and the
+//! refresh-token grant ([`refresh`]).
 //!
 //! Tokens never leave the daemon: the PAM module only ever sees the user code and the
 //! verification URI.
@@ -8,6 +9,7 @@ pub mod device;
 pub mod http;
 pub mod id_token;
 pub mod provider;
+pub mod refresh;
 pub mod userinfo;
 
 use std::fmt;

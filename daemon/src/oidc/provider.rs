@@ -63,6 +63,8 @@ pub struct Discovered {
     pub userinfo_endpoint: Option<String>,
     /// Where the keys are.
     pub jwks_uri: String,
+    /// `scopes_supported`, when the provider lists them.
+    pub scopes_supported: Option<Vec<String>>,
     /// The keys.
     pub keys: Keys,
     fetched: Instant,
@@ -195,6 +197,9 @@ impl Provider {
             token_endpoint: token.as_str().to_string(),
             userinfo_endpoint: userinfo,
             jwks_uri: meta.jwks_uri().as_str().to_string(),
+            scopes_supported: meta
+                .scopes_supported()
+                .map(|list| list.iter().map(|s| s.as_str().to_string()).collect()),
             keys: meta.jwks().clone(),
             fetched: now,
             keys_fetched: now,
@@ -207,6 +212,26 @@ impl Provider {
             d.keys.keys().len()
         );
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+impl Discovered {
+    /// Discovery of a provider at `https://idp` without keys (unit tests).
+    pub(crate) fn for_tests(scopes_supported: Option<Vec<String>>) -> Self {
+        let now = Instant::now();
+        Self {
+            issuer: "https://idp".into(),
+            device_endpoint: "https://idp/device".into(),
+            token_endpoint: "https://idp/token".into(),
+            userinfo_endpoint: Some("https://idp/userinfo".into()),
+            jwks_uri: "https://idp/jwks".into(),
+            scopes_supported,
+            keys: JsonWebKeySet::new(Vec::new()),
+            fetched: now,
+            keys_fetched: now,
+            missing_kids: Vec::new(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod links;
 mod schema;
+mod tokens;
 mod write;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 pub use links::Link;
 pub use schema::SCHEMA_VERSION;
+pub use tokens::{Candidate, RefreshSummary, RefreshWrite, Tokens, Written};
 pub use write::{Applied, ImportError, NewIds, Source};
 
 /// Why the store could not do what was asked.
@@ -289,6 +291,7 @@ impl Store {
         rec.groups = st
             .query_map([id], |r| r.get::<_, String>(0))?
             .collect::<Result<_, _>>()?;
+        rec.lifecycle = self.lifecycle_of(id)?;
         Ok(rec)
     }
 
@@ -375,6 +378,7 @@ fn user_record(r: &Row<'_>) -> rusqlite::Result<(i64, UserRecord)> {
             created_at: r.get(13)?,
             updated_at: r.get(14)?,
             last_login_at: r.get(15)?,
+            lifecycle: None,
         },
     ))
 }

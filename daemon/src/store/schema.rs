@@ -57,6 +57,28 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (issuer, sub)
     );
     ",
+    // 3: the identity lifecycle (issue 9). `tokens` holds what the provider gave at the last
+    // login or refresh (secrets: never shown, never sent to a module); `lifecycle` what became
+    // of the refreshes and whether the identity is revoked. Both go with their user.
+    "
+    CREATE TABLE tokens (
+        user_id           INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        refresh_token     TEXT,
+        access_token      TEXT,
+        access_expires_at INTEGER,
+        updated_at        INTEGER NOT NULL
+    );
+    CREATE TABLE lifecycle (
+        user_id         INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        verified_at     INTEGER,
+        last_refresh_at INTEGER,
+        last_result     TEXT,
+        next_refresh_at INTEGER,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        revoked_at      INTEGER,
+        revoked_reason  TEXT
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -242,7 +242,7 @@ fn conflict(msg: String) -> StoreError {
     StoreError::Conflict(msg)
 }
 
-fn upsert(
+pub(super) fn upsert(
     tx: &Transaction<'_>,
     ctx: &NewIds<'_>,
     user: &MappedUser,
