@@ -517,7 +517,7 @@ mod tests {
             s.candidate("alice2").unwrap().unwrap().tokens,
             tokens("rt2")
         );
-        assert_eq!(s.groups_of_user("alice2").unwrap().unwrap().1, false);
+        assert!(!s.groups_of_user("alice2").unwrap().unwrap().1);
         let stale = s
             .apply_refresh(
                 &ctx,
