@@ -8,7 +8,9 @@
 //! `pam-oidc-public` and `pam-oidc-post`/`pam-oidc-post-secret` (client_secret_post).
 //! Environment knobs (`OP_GROUPS_IN_ID_TOKEN`, `OP_ID_TOKEN_ALG`, `OP_AUTO_CONSENT`,
 //! `OP_DEVICE_TTL`, `OP_ACCESS_TTL`, `OP_KEYS_FILE`, `OP_KID_PREFIX`, `OP_GROUPS_CLAIM`,
-//! `OP_ALICE_GROUPS`) are described in `provider.mjs`; TLS is [`Provider::start_on`] with a
+//! `OP_ALICE_GROUPS`, `OP_ROTATE_REFRESH`) are described in `provider.mjs`, and so are the
+//! test-only administration endpoints ([`Provider::set_account`],
+//! [`Provider::forge_next_refresh`], [`Provider::outage`]); TLS is [`Provider::start_on`] with a
 //! [`Tls`]. `GET /test/stats` counts the requests it served ([`Provider::requests`]).
 
 use std::fs::File;
@@ -231,6 +233,45 @@ impl Provider {
     /// How many times `method path` was requested (e.g. `"POST /token"`), from [`Self::stats`].
     pub fn requests(&self, what: &str) -> u64 {
         self.stats()["requests"][what].as_u64().unwrap_or(0)
+    }
+
+    /// `POST /test/accounts/<id>`: merges `change` into a test account (`{"disabled": true}`,
+    /// `{"groups": [...]}`, `{"preferred_username": "x"}`), effective at its next token request.
+    pub fn set_account(&self, id: &str, change: Value) -> Value {
+        self.post_test(&format!("/test/accounts/{id}"), &change)
+    }
+
+    /// `POST /test/forge-refresh`: the next token request is answered with a forged refresh
+    /// answer, `"other_sub"` (an ID token about bob, validly signed) or `"bad_signature"`.
+    pub fn forge_next_refresh(&self, mode: &str) -> Value {
+        self.post_test("/test/forge-refresh", &serde_json::json!({ "mode": mode }))
+    }
+
+    /// `POST /test/outage`: `Some("reset")` resets every connection, `Some("503")` answers 503,
+    /// `None` ends the outage.
+    pub fn outage(&self, mode: Option<&str>) -> Value {
+        self.post_test("/test/outage", &serde_json::json!({ "mode": mode }))
+    }
+
+    fn post_test(&self, path: &str, body: &Value) -> Value {
+        use std::io::{Read, Write};
+        let port = self.port;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("POST {path} on port {port}: {e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let body = body.to_string();
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, answer) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        assert!(head.contains(" 200 "), "POST {path}: {raw}");
+        serde_json::from_str(answer).unwrap_or_else(|e| panic!("POST {path}: {e}: {answer}"))
     }
 
     /// Where a person enters the user code.

@@ -379,7 +379,8 @@ fn killed_pam_conversation_cancels_the_login_and_stops_polling() {
     ));
 }
 
-/// With `access.max_login_age_days = 30`: a login through the provider 31 days ago no longer
+/// With `access.max_login_age_days = 30` and no refresh token (`provider.offline_access`
+/// off, so the provider issues none): a login through the provider 31 days ago no longer
 /// passes the PAM account phase (what SSH public keys and sudo rely on), with a message saying
 /// how to get in again; a new login through the provider restores it; an imported user who
 /// never logged in through the provider is refused from the start.
@@ -389,6 +390,7 @@ fn account_phase_refuses_a_login_older_than_max_login_age_until_the_next() {
     let ns = namespace();
     let mut cfg = config(&op);
     cfg.set("access", "max_login_age_days", "30");
+    cfg.set("provider", "offline_access", "false");
     let d = Daemon::start(&ns, &cfg);
     PamLogin::new(&ns, SERVICE, "alice")
         .ops(&["authenticate", "acct_mgmt"])

@@ -106,3 +106,41 @@ fn leaving_the_admin_group_removes_sudo_at_the_next_login() {
     let refused = sudo_as(&ns, "alice", &["true"]);
     assert_ne!(refused.code(), 0, "{refused}");
 }
+
+/// With the background refresh every second, alice removed from oidc-admins at the provider
+/// loses `sudo` without a new device-flow login: a new session's groups (initgroups, as an SSH
+/// key login gets) no longer include it and sudo refuses her, while the account phase still
+/// lets her in (she was not revoked).
+#[test]
+fn leaving_the_admin_group_removes_sudo_at_the_next_refresh() {
+    let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let ns = namespace();
+    let mut cfg = config(&op);
+    cfg.set("refresh", "interval", "1");
+    let d = Daemon::start(&ns, &cfg);
+    login(&ns, &op, "alice");
+    sudo_as(&ns, "alice", &["true"]).expect_ok();
+
+    op.set_account("alice", serde_json::json!({"groups": ["developers"]}));
+    let changed = std::time::Instant::now();
+    assert!(
+        oidcd_tests::wait_until(std::time::Duration::from_secs(20), || !ns
+            .run("id", &["-Gn", "alice"])
+            .stdout
+            .contains("sudo")),
+        "alice kept sudo; log:\n{}",
+        d.logs()
+    );
+    oidcd_tests::measure(&format!(
+        "login_sudo admin_removed_to_sudo_gone_ms={:.0} (refresh.interval = 1 s)",
+        oidcd_tests::ms(changed.elapsed())
+    ));
+    let refused = sudo_as(&ns, "alice", &["true"]);
+    assert_ne!(refused.code(), 0, "{refused}");
+    assert!(
+        ns.run("id", &["-Gn", "alice"])
+            .stdout
+            .contains("developers")
+    );
+    pam::pamtester(&ns, SERVICE, "alice", &["acct_mgmt"]).expect_ok();
+}
