@@ -187,8 +187,8 @@ pub struct AccessConfig {
     /// provider says the email (local part = name) is verified. Off: only `oidcctl link`.
     pub link_by_email: bool,
     /// Days after a user's last login through the provider after which the PAM account check
-    /// refuses them (SSH keys, sudo, su) until they log in through the provider again; 0: no
-    /// limit.
+    /// refuses them (SSH keys, sudo, su) until they log in through the provider again, for
+    /// users oidcd does not refresh (no refresh token, or `[refresh]` off); 0: no limit.
     pub max_login_age_days: u32,
 }
 
@@ -362,7 +362,7 @@ impl Default for Config {
                 admin_groups: Vec::new(),
                 admin_local_groups: vec!["sudo".into()],
                 link_by_email: false,
-                max_login_age_days: 0,
+                max_login_age_days: 7,
             },
             mapping: MappingConfig {
                 lowercase_names: true,
