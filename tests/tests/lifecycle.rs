@@ -147,8 +147,10 @@ fn disabled_user_is_refused_within_one_refresh_interval() {
          (refresh.interval = 1 s)",
         ms(latency)
     ));
+    // One interval plus the refresh itself and the polling pamtester runs; the slack is for
+    // a loaded 2-core CI machine, the figure is in the MEASURE line.
     assert!(
-        latency < Duration::from_secs(5),
+        latency < Duration::from_secs(8),
         "revocation took {latency:?} with a 1 s interval"
     );
     let denied = account(&ns, "alice");

@@ -40,6 +40,8 @@ use crate::store::{Candidate, Tokens};
 /// Longest the background thread sleeps before looking again (configuration changes, new
 /// logins and stops also wake it at once).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Pause between a round that refreshed someone and the next look.
+const AFTER_BATCH: Duration = Duration::from_millis(100);
 /// How long `oidcctl user refresh` waits for a refresh of the same identity already running.
 const HOLD_WAIT: Duration = Duration::from_secs(30);
 
@@ -153,8 +155,9 @@ fn round(state: &State, stop: &AtomicBool) -> Duration {
     }
     if !due.is_empty() {
         batch(state, &provider, due, cfg.refresh.max_concurrent, stop);
-        // Every identity refreshed has its next time written: look again at once.
-        return Duration::ZERO;
+        // Every identity refreshed has its next time written: look again soon (not at once:
+        // one held by `oidcctl user refresh` meanwhile is still due).
+        return AFTER_BATCH;
     }
     next.map_or(MAX_SLEEP, |at| {
         Duration::from_secs(u64::try_from(at.saturating_sub(state.clock.now())).unwrap_or(0))
