@@ -82,6 +82,9 @@ pub fn rule(req: &Request) -> Rule {
         Request::LoginStart { .. } => ("login_start", Root, Slow),
         Request::LoginWait { .. } => ("login_wait", Root, Slow),
         Request::LoginCancel { .. } => ("login_cancel", Root, Slow),
+        // Checks that the provider is unreachable (seconds) and a slow hash.
+        Request::OfflineLogin { .. } => ("offline_login", Root, Slow),
+        Request::OfflineSetPin { .. } => ("offline_set_pin", Root, Slow),
         Request::AccountCheck { .. } => ("account_check", Root, Quick),
         // Counts, paths and the issuer: nothing about any one person.
         Request::Status => ("status", Anyone, Quick),

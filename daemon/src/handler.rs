@@ -66,7 +66,14 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             service,
             rhost,
             tty,
-        } => auth::login::start(state, peer, &user, &service, rhost, tty),
+        } => {
+            let resp = auth::login::start(state, peer, &user, &service, rhost, tty);
+            crate::offline::offer(state, &user, resp)
+        }
+        Request::OfflineLogin { user, service, pin } => {
+            crate::offline::login(state, &user, &service, &pin)
+        }
+        Request::OfflineSetPin { login_id, pin } => crate::offline::set_pin(state, &login_id, &pin),
         Request::LoginWait { login_id } => auth::login::wait(state, &login_id, hung_up),
         Request::LoginCancel { login_id } => auth::login::cancel(state, &login_id),
         Request::AdminLink { local_name, sub } => link(state, peer, &local_name, &sub),

@@ -7,6 +7,7 @@
 //! - [`store`]: the SQLite identity cache (users, groups, memberships).
 //! - [`lifecycle`]: between logins: background refresh, revocation, expiry in the account
 //!   phase, `oidcctl user refresh` and `user revoke`.
+//! - [`offline`]: `[offline]`, the opt-in PIN for logins while the provider cannot be reached.
 //! - [`server`]: the socket: accepts connections, checks peer credentials, bounds their number,
 //!   stops on request.
 //! - [`handler`]: one function per request, authorised against the peer.
@@ -29,6 +30,7 @@ pub mod handler;
 pub mod identity;
 pub mod lifecycle;
 pub mod logging;
+pub mod offline;
 pub mod oidc;
 pub mod server;
 pub mod service;

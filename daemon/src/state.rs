@@ -40,6 +40,8 @@ pub struct State {
     pub started: Instant,
     /// Refreshes between logins.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// Offline PIN invitations and tries.
+    pub offline: crate::offline::Offline,
 }
 
 /// Why [`State::store`] failed. Each variant says how the caller reacts.
@@ -86,6 +88,7 @@ impl State {
             clock,
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
+            offline: crate::offline::Offline::default(),
         }
     }
 
@@ -102,6 +105,7 @@ impl State {
             clock,
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
+            offline: crate::offline::Offline::default(),
         }
     }
 

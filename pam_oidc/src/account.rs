@@ -274,6 +274,7 @@ mod tests {
             Ok(Response::UnsupportedVersion { supported: vec![2] }),
             Ok(Response::LoginApproved {
                 user: "alice".into(),
+                offline_pin: None,
             }),
             Ok(Response::NotFound),
             Err(ClientError::Timeout),

@@ -10,7 +10,11 @@
 //! 3. `LoginWait` until `LoginApproved` for exactly this user, `LoginFailed`, an error, or the
 //!    deadline (`timeout=`, or the code's `expires_in` if sooner).
 //!
-//! Success is returned in one place only: `LoginApproved` whose user is the one logging in.
+//! With `[offline]` on in the daemon, an approval may invite the user to set an offline PIN,
+//! and a `LoginStart` that finds the provider unreachable may offer a login with it
+//! ([`crate::offline`]).
+//!
+//! Success is returned only for `LoginApproved` whose user is the one logging in.
 //! Every other way out is an [`AuthError`], and every error after the login started sends
 //! `LoginCancel` (best effort) before the connection is dropped.
 //!
@@ -25,6 +29,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use oidc_proto::client::{Client, ClientError};
+use oidc_proto::secret::Secret;
 use oidc_proto::types::{ErrorCode, LoginFailure, LoginPrompt};
 use oidc_proto::{Request, Response};
 use pam::constants::PamResultCode;
@@ -67,6 +72,9 @@ pub trait Conversation {
     fn info(&mut self, text: &str) -> Result<(), ConvError>;
     /// Shows `text` as an error (`PAM_ERROR_MSG`).
     fn error(&mut self, text: &str) -> Result<(), ConvError>;
+    /// Asks for a secret (`PAM_PROMPT_ECHO_OFF`) and returns what was typed (the offline PIN,
+    /// [`crate::offline`]).
+    fn secret(&mut self, text: &str) -> Result<Secret, ConvError>;
 }
 
 /// The conversation failed: the application has none, the user hit Ctrl-C, the SSH client
@@ -296,6 +304,8 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             .map_err(AuthError::Daemon)?;
         let login = match Step::from(answer) {
             Step::Started(login) => login,
+            // The provider cannot be used, and this user has an offline PIN.
+            Step::Offline => return self.offline_login(&mut daemon, who),
             other => return Err(self.before_prompt("login_start", other)),
         };
         self.debug(&format!(
@@ -336,7 +346,8 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             Step::Possible => unexpected(step, "login_possible"),
             Step::Started(_) => unexpected(step, "login_started"),
             Step::Pending => unexpected(step, "login_pending"),
-            Step::Approved(_) => unexpected(step, "login_approved"),
+            Step::Approved(..) => unexpected(step, "login_approved"),
+            Step::Offline => unexpected(step, "offline_available"),
             Step::Unexpected(got) => unexpected(step, got),
         }
     }
@@ -383,8 +394,13 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
                 .map_err(AuthError::Daemon)?;
             match Step::from(answer) {
                 Step::Pending => {}
-                Step::Approved(approved) if approved == user => return Ok(()),
-                Step::Approved(approved) => return Err(AuthError::WrongUser { approved }),
+                Step::Approved(approved, offline_pin) if approved == user => {
+                    if let Some(min_length) = offline_pin {
+                        self.offer_offline_pin(daemon, login_id, min_length);
+                    }
+                    return Ok(());
+                }
+                Step::Approved(approved, _) => return Err(AuthError::WrongUser { approved }),
                 Step::Failed(reason, message) => {
                     self.show_error(&message);
                     return Err(AuthError::Failed { reason, message });
@@ -394,6 +410,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
                 }
                 Step::Possible => return Err(unexpected("login_wait", "login_possible")),
                 Step::Started(_) => return Err(unexpected("login_wait", "login_started")),
+                Step::Offline => return Err(unexpected("login_wait", "offline_available")),
                 Step::Unexpected(got) => return Err(unexpected("login_wait", got)),
             }
             let now = self.clock.now();
@@ -429,7 +446,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
         }
     }
 
-    fn show_error(&mut self, text: &str) {
+    pub(crate) fn show_error(&mut self, text: &str) {
         let text = prompt::clean(text);
         let text = if text.is_empty() {
             "Login failed."
@@ -441,23 +458,27 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
         }
     }
 
-    fn debug(&self, message: &str) {
+    pub(crate) fn debug(&self, message: &str) {
         self.log.log(Level::Debug, message);
     }
 }
 
-fn unexpected(step: &'static str, got: &'static str) -> AuthError {
+pub(crate) fn unexpected(step: &'static str, got: &'static str) -> AuthError {
     AuthError::Unexpected { step, got }
 }
 
 /// A daemon answer, as the login loop sees it.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     /// `LoginPrecheck` passed.
     Possible,
     Started(LoginPrompt),
     Pending,
-    Approved(String),
+    /// Approved for this user; with `Some(n)` the user may set an offline PIN of `n` or more
+    /// characters.
+    Approved(String, Option<u32>),
+    /// The provider cannot be used; the user may log in with the offline PIN.
+    Offline,
     Failed(LoginFailure, String),
     /// The daemon cannot serve this now.
     Unavailable(String),
@@ -475,7 +496,8 @@ impl From<Response> for Step {
         match answer {
             Response::LoginStarted(login) => Self::Started(login),
             Response::LoginPending => Self::Pending,
-            Response::LoginApproved { user } => Self::Approved(user),
+            Response::LoginApproved { user, offline_pin } => Self::Approved(user, offline_pin),
+            Response::OfflineAvailable { .. } => Self::Offline,
             Response::LoginFailed { reason, message } => Self::Failed(reason, message),
             Response::Unavailable { reason } => Self::Unavailable(reason),
             Response::LoginPossible => Self::Possible,
@@ -532,6 +554,7 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::LoginPending => "login_pending",
         Response::LoginApproved { .. } => "login_approved",
         Response::LoginFailed { .. } => "login_failed",
+        Response::OfflineAvailable { .. } => "offline_available",
         Response::Account { .. } => "account",
         Response::Status(_) => "status",
         Response::UserList { .. } => "user_list",

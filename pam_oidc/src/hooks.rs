@@ -13,8 +13,8 @@ use std::time::Duration;
 use oidc_proto::client::{Client, ClientError, TrustedOwner};
 use oidc_proto::paths::SOCKET_PATH;
 use pam::constants::{
-    PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag, PamMessageStyle,
-    PamResultCode,
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag,
+    PamMessageStyle, PamResultCode,
 };
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
@@ -225,5 +225,20 @@ impl Conversation for PamConv<'_> {
             return Ok(());
         }
         self.send(PAM_ERROR_MSG, text)
+    }
+
+    fn secret(&mut self, text: &str) -> Result<oidc_proto::secret::Secret, ConvError> {
+        let Some(conv) = &self.conv else {
+            return Err(ConvError("the application has no conversation".into()));
+        };
+        let answer = conv
+            .send(PAM_PROMPT_ECHO_OFF, text)
+            .map_err(|code| ConvError(format!("{code:?}")))?;
+        // pam-bindings zeroes its copy when `answer` drops; this one goes to the daemon.
+        Ok(oidc_proto::secret::Secret::new(
+            answer
+                .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        ))
     }
 }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use oidc_proto::client::ClientError;
+use oidc_proto::secret::Secret;
 use oidc_proto::{Request, Response};
 
 use crate::auth::{Clock, ConvError, Conversation, Daemon};
@@ -17,13 +18,16 @@ pub(crate) enum Said {
     Prompt(String),
     Info(String),
     Error(String),
+    Secret(String),
 }
 
-/// A user who presses Enter at every prompt, or whose client hangs up at the first one.
+/// A user who presses Enter at every prompt (types `typing`, in order, at secret prompts), or
+/// whose client hangs up at the first one.
 #[derive(Debug, Default)]
 pub(crate) struct ScriptedUser {
     pub said: Vec<Said>,
     hang_up: bool,
+    typing: VecDeque<String>,
 }
 
 impl ScriptedUser {
@@ -32,6 +36,14 @@ impl ScriptedUser {
     }
 
     /// Every conversation call fails, as when the SSH client is gone or the user hit Ctrl-C.
+    /// Types `answers` at the secret prompts, in order (then nothing).
+    pub fn typing(answers: &[&str]) -> Self {
+        Self {
+            typing: answers.iter().map(|a| a.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
     pub fn hanging_up() -> Self {
         Self {
             hang_up: true,
@@ -70,6 +82,11 @@ impl Conversation for ScriptedUser {
 
     fn error(&mut self, text: &str) -> Result<(), ConvError> {
         self.say(Said::Error(text.into()))
+    }
+
+    fn secret(&mut self, text: &str) -> Result<Secret, ConvError> {
+        self.say(Said::Secret(text.into()))?;
+        Ok(Secret::new(self.typing.pop_front().unwrap_or_default()))
     }
 }
 

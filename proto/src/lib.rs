@@ -9,6 +9,7 @@
 //! - [`types`]: the records on the wire (Unix users and groups, login steps, admin views).
 //! - [`client`]: a blocking Unix-socket client with one deadline per call, no threads, no global
 //!   state, that refuses to talk to a daemon not running as root.
+//! - [`secret`]: a string whose `Debug` is redacted (offline PINs).
 //! - [`paths`]: compiled-in paths. The modules never read paths from the environment: sudo and
 //!   su are setuid and inherit the caller's environment.
 //!
@@ -21,6 +22,7 @@ pub mod client;
 pub mod frame;
 pub mod message;
 pub mod paths;
+pub mod secret;
 pub mod types;
 
 pub use message::{Envelope, PROTOCOL_VERSION, Request, Response};

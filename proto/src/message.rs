@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::secret::Secret;
 use crate::types::{
     AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LinkRecord, LoginFailure,
     LoginPrompt, StatusInfo, UnixGroup, UnixUser, UserRecord,
@@ -103,6 +104,24 @@ pub enum Request {
     LoginCancel {
         /// From [`LoginPrompt::login_id`].
         login_id: String,
+    },
+    /// PAM `auth`, `[offline]`: log in with the offline PIN while the identity provider cannot
+    /// be reached (after [`Response::OfflineAvailable`]).
+    OfflineLogin {
+        /// PAM_USER.
+        user: String,
+        /// PAM_SERVICE.
+        service: String,
+        /// The PIN typed.
+        pin: Secret,
+    },
+    /// PAM `auth`, `[offline]`: set the offline PIN right after the online login `login_id`
+    /// was approved with an invitation to ([`Response::LoginApproved::offline_pin`]).
+    OfflineSetPin {
+        /// The approved login.
+        login_id: String,
+        /// The new PIN.
+        pin: Secret,
     },
     /// PAM `account`: may this user log in now?
     AccountCheck {
@@ -202,6 +221,15 @@ impl Request {
             },
             Self::LoginWait { login_id: id() },
             Self::LoginCancel { login_id: id() },
+            Self::OfflineLogin {
+                user: name(),
+                service: "sshd".into(),
+                pin: Secret::new("000000"),
+            },
+            Self::OfflineSetPin {
+                login_id: id(),
+                pin: Secret::new("000000"),
+            },
             Self::AccountCheck {
                 user: name(),
                 service: "sshd".into(),
@@ -293,6 +321,16 @@ pub enum Response {
     /// Approved by an identity that maps to the user logging in.
     LoginApproved {
         /// The Unix name that logged in.
+        user: String,
+        /// `[offline]`: the user may now set an offline PIN of at least this many characters
+        /// ([`Request::OfflineSetPin`]). Absent otherwise, and from older daemons.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offline_pin: Option<u32>,
+    },
+    /// Answer to [`Request::LoginStart`] when the identity provider cannot be used but this
+    /// user may log in with their offline PIN ([`Request::OfflineLogin`]).
+    OfflineAvailable {
+        /// PAM_USER.
         user: String,
     },
     /// The login ended without success.

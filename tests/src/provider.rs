@@ -248,7 +248,8 @@ impl Provider {
     }
 
     /// `POST /test/outage`: `Some("reset")` resets every connection, `Some("503")` answers 503,
-    /// `None` ends the outage.
+    /// `Some("device")` answers 503 at the device authorization endpoint only (the provider is
+    /// up, logins cannot start), `None` ends the outage.
     pub fn outage(&self, mode: Option<&str>) -> Value {
         self.post_test("/test/outage", &serde_json::json!({ "mode": mode }))
     }

@@ -221,9 +221,9 @@ fn poll_loop(
                     &tokens.id_token,
                     &tokens.access_token,
                 );
-                if let (Response::LoginApproved { user, .. }, _) = &verdict {
-                    crate::lifecycle::after_login(state, user, &tokens);
-                }
+                let (resp, extra) = verdict;
+                let resp = crate::lifecycle::after_login(state, &login.id, resp, &tokens);
+                let verdict = (resp, extra);
                 log::debug!(
                     "login {}: verdict {} ms after the tokens arrived",
                     login.describe(),
@@ -461,6 +461,7 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
                 .emit();
             Response::LoginApproved {
                 user: user.to_string(),
+                offline_pin: None,
             }
         }
         Err(StoreFailure::Failed(StoreError::Conflict(why))) => {
@@ -562,6 +563,7 @@ fn decide_linked(
         .emit();
     Response::LoginApproved {
         user: user.to_string(),
+        offline_pin: None,
     }
 }
 

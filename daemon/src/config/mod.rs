@@ -5,6 +5,7 @@
 //! Every option is documented in `packaging/config/oidcd.toml`, which a unit test parses.
 
 mod error;
+mod offline;
 mod raw;
 mod refresh;
 mod validate;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};
+pub use offline::OfflineConfig;
 use raw::RawConfig;
 pub use refresh::RefreshConfig;
 use validate::Validator;
@@ -44,6 +46,8 @@ pub struct Config {
     pub notices: Vec<String>,
     /// `[refresh]`.
     pub refresh: RefreshConfig,
+    /// `[offline]`.
+    pub offline: OfflineConfig,
 }
 
 /// A value that must not reach a log.
@@ -417,6 +421,7 @@ impl Default for Config {
             },
             notices: Vec::new(),
             refresh: RefreshConfig::default(),
+            offline: OfflineConfig::default(),
         }
     }
 }

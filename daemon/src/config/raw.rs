@@ -17,6 +17,7 @@ pub(crate) struct RawConfig {
     pub cache: Option<RawCache>,
     pub login: Option<RawLogin>,
     pub refresh: Option<super::refresh::RawRefresh>,
+    pub offline: Option<super::offline::RawOffline>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -253,6 +253,13 @@ retry_min = 2
 retry_max = 30
 entry_ttl = 600
 userinfo_recheck = false
+
+[offline]
+enable = true
+max_days = 10
+min_length = 8
+max_failures = 3
+lockout = 60
 "#,
         ca = ca.display()
     );
@@ -342,6 +349,13 @@ userinfo_recheck = false
             retry_max: Duration::from_secs(30),
             entry_ttl: Duration::from_secs(600),
             userinfo_recheck: false,
+        },
+        offline: OfflineConfig {
+            enable: true,
+            max_days: 10,
+            min_length: 8,
+            max_failures: 3,
+            lockout: Duration::from_secs(60),
         },
     };
     assert_eq!(c, expected);

@@ -37,6 +37,7 @@ impl Validator<'_, '_> {
         self.cache(raw, c);
         self.login(raw, c);
         self.refresh(raw, c);
+        self.offline(raw, c);
     }
 
     fn daemon(&mut self, raw: &RawConfig, c: &mut Config) {

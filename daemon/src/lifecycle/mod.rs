@@ -361,10 +361,25 @@ pub fn revoke_now(state: &State, name: &str, by_uid: u32) -> Response {
     }
 }
 
-/// After a device-flow login of `name` approved: keeps its tokens, ends a revocation, and
-/// schedules its first refresh. A failure is logged: the identity then has no token to be
-/// refreshed with, and a revocation stays (fail closed).
-pub fn after_login(state: &State, name: &str, tokens: &device::Tokens) {
+/// After the device-flow login `login_id` ended in `resp`: when approved, keeps the tokens,
+/// ends a revocation, schedules the first refresh, and invites the user to set an offline PIN
+/// when `[offline]` allows. A failure to keep the tokens is logged: the identity then has no
+/// token to be refreshed with, and a revocation stays (fail closed).
+pub fn after_login(
+    state: &State,
+    login_id: &str,
+    resp: Response,
+    tokens: &device::Tokens,
+) -> Response {
+    let Response::LoginApproved { user, .. } = resp else {
+        return resp;
+    };
+    keep_tokens(state, &user, tokens);
+    let offline_pin = state.offline.invite(state, login_id, &user);
+    Response::LoginApproved { user, offline_pin }
+}
+
+fn keep_tokens(state: &State, name: &str, tokens: &device::Tokens) {
     let cfg = state.config();
     let now = state.clock.now();
     let t = Tokens {

@@ -59,7 +59,9 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 3: the identity lifecycle (issue 9). `tokens` holds what the provider gave at the last
     // login or refresh (secrets: never shown, never sent to a module); `lifecycle` what became
-    // of the refreshes and whether the identity is revoked. Both go with their user.
+    // of the refreshes and whether the identity is revoked; `offline_pins` the Argon2id hash of
+    // an offline PIN ([offline]) and the wrong tries since the last online login. All go with
+    // their user.
     "
     CREATE TABLE tokens (
         user_id           INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
@@ -77,6 +79,13 @@ const MIGRATIONS: &[&str] = &[
         failures        INTEGER NOT NULL DEFAULT 0,
         revoked_at      INTEGER,
         revoked_reason  TEXT
+    );
+    CREATE TABLE offline_pins (
+        user_id   INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+        hash      TEXT NOT NULL,
+        set_at    INTEGER NOT NULL,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER
     );
     ",
 ];

@@ -122,6 +122,11 @@ impl Store {
                  next_refresh_at = ?3, revoked_at = NULL, revoked_reason = NULL",
             params![id, now, next],
         )?;
+        // An online login ends a lockout of the offline PIN.
+        tx.execute(
+            "UPDATE offline_pins SET failures = 0, locked_until = NULL WHERE user_id = ?1",
+            [id],
+        )?;
         tx.commit()?;
         Ok(true)
     }
@@ -264,6 +269,7 @@ impl Store {
             }
         }
         tx.execute("DELETE FROM tokens WHERE user_id = ?1", [id])?;
+        tx.execute("DELETE FROM offline_pins WHERE user_id = ?1", [id])?;
         drop_groups(&tx, id, None, now)?;
         tx.execute(
             "INSERT INTO lifecycle (user_id, last_result, revoked_at, revoked_reason)

@@ -43,7 +43,10 @@ fn pending() -> Result<Response, ClientError> {
 }
 
 fn approved(user: &str) -> Result<Response, ClientError> {
-    Ok(Response::LoginApproved { user: user.into() })
+    Ok(Response::LoginApproved {
+        user: user.into(),
+        offline_pin: None,
+    })
 }
 
 fn precheck() -> Request {
@@ -524,6 +527,9 @@ fn late_enter_still_asks_once() {
         fn error(&mut self, text: &str) -> Result<(), ConvError> {
             self.0.error(text)
         }
+        fn secret(&mut self, text: &str) -> Result<Secret, ConvError> {
+            self.0.secret(text)
+        }
     }
     let mut user = Slow(ScriptedUser::answering(), &clock);
     let result = Login {
@@ -566,6 +572,7 @@ fn unexpected_answers_fail() {
     for answer in [
         Response::LoginApproved {
             user: "alice".into(),
+            offline_pin: None,
         },
         Response::LoginPending,
         Response::NotFound,
@@ -726,6 +733,7 @@ fn real_client_over_a_socket() {
             Response::LoginPending,
             Response::LoginApproved {
                 user: "alice".into(),
+                offline_pin: None,
             },
         ];
         let mut asked = Vec::new();
