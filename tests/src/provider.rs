@@ -242,7 +242,8 @@ impl Provider {
     }
 
     /// `POST /test/forge-refresh`: the next token request is answered with a forged refresh
-    /// answer, `"other_sub"` (an ID token about bob, validly signed) or `"bad_signature"`.
+    /// answer, `"other_sub"` (an ID token about bob, validly signed), `"bad_signature"`, or
+    /// `"no_id_token"` (only an access token, which userinfo refuses with 401).
     pub fn forge_next_refresh(&self, mode: &str) -> Value {
         self.post_test("/test/forge-refresh", &serde_json::json!({ "mode": mode }))
     }

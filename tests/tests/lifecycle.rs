@@ -307,3 +307,24 @@ fn provider_down_backs_off_and_locks_out_only_after_the_ttl() {
         ms(up_at.elapsed())
     ));
 }
+
+/// A refresh answer without an ID token makes the daemon read userinfo with the new access
+/// token; userinfo refusing that fresh token (401) revokes the identity at once.
+#[test]
+fn userinfo_refusing_a_fresh_access_token_revokes() {
+    let op = provider();
+    let ns = namespace();
+    let d = Daemon::start(&ns, &config(&op, "3600"));
+    login(&ns, &op, "alice");
+    op.forge_next_refresh("no_id_token");
+    let r = d.oidcctl(&["user", "refresh", "alice"]);
+    r.expect_ok();
+    assert!(
+        r.stdout.contains(
+            "alice revoked: userinfo refused the access token the provider had just issued"
+        ),
+        "{r}"
+    );
+    assert_ne!(account(&ns, "alice").code(), 0);
+    assert_eq!(ns.run("id", &["-Gn", "alice"]).stdout.trim(), "alice");
+}
