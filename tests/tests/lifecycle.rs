@@ -95,6 +95,19 @@ fn refresh_follows_the_provider_and_stores_rotated_tokens() {
         last = now;
     }
     assert!(!d.logs().contains(&last), "a refresh token reached the log");
+    // The daemon's own time per refresh ("refresh alice: ok in N ms"), without oidcctl.
+    let inside: Vec<String> = d
+        .logs()
+        .lines()
+        .filter_map(|l| l.split("refresh alice: ok in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(inside.len(), 2, "{}", d.logs());
+    measure(&format!(
+        "lifecycle refresh_cost in_daemon_ms={} (as logged)",
+        inside.join(",")
+    ));
     measure(&format!(
         "lifecycle refresh_cost oidcctl_user_refresh_ms={:.1},{:.1} (token request, ID token \
          validation, userinfo, mapping, one transaction; debug build, loopback provider)",
