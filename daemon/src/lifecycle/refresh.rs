@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use super::schedule;
 use crate::auth::flow;
 use crate::config::{ClaimSource, Config};
+use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, Refusal};
+use crate::identity::other_sources;
 use crate::oidc::provider::Discovered;
 use crate::oidc::refresh::{self as grant, Recheck};
 use crate::oidc::{OidcError, Provider, userinfo};
@@ -170,7 +172,58 @@ fn write(state: &State, c: &Candidate, claims: Option<&Value>, new: &Tokens) -> 
             };
         }
     };
-    let mapped = match claims.map(|v| mapping::map_claims(v, &cfg, &local)) {
+    // A new name or a new group is checked against the other NSS sources first, as at a
+    // login; names the user already holds are not (a refresh round must not fork a `getent`
+    // for every identity).
+    let local = match claims.map(|v| mapping::map_claims(v, &cfg, &local)) {
+        Some(Ok(first)) => {
+            let held = state
+                .with_store(|s| s.names_held(c.user_id))
+                .unwrap_or_default();
+            let new_user: Vec<&str> = Some(first.name.as_str())
+                .filter(|n| !held.contains(*n))
+                .into_iter()
+                .collect();
+            let new_groups: Vec<&str> = first
+                .groups
+                .iter()
+                .map(|g| g.name.as_str())
+                .filter(|n| !held.contains(*n))
+                .collect();
+            if new_user.is_empty() && new_groups.is_empty() {
+                local
+            } else {
+                match other_sources::lookup(&new_user, &new_groups, other_sources::LOGIN_BUDGET) {
+                    Ok(known) => {
+                        let with_others = local.with_others(known);
+                        drop(local);
+                        return write_mapped(state, c, claims, new, &cfg, &with_others, started);
+                    }
+                    Err(e) => {
+                        return Outcome::Failed {
+                            why: format!("cannot check the other account sources: {e}"),
+                            unreachable: false,
+                        };
+                    }
+                }
+            }
+        }
+        _ => local,
+    };
+    write_mapped(state, c, claims, new, &cfg, &local, started)
+}
+
+/// The rest of [`write`], with the host's accounts (and other sources' names) to map against.
+fn write_mapped(
+    state: &State,
+    c: &Candidate,
+    claims: Option<&Value>,
+    new: &Tokens,
+    cfg: &Config,
+    local: &LocalAccounts,
+    started: Instant,
+) -> Outcome {
+    let mapped = match claims.map(|v| mapping::map_claims(v, cfg, local)) {
         None => None,
         Some(Ok(m)) if m.sub == c.sub => Some(Ok(m)),
         Some(Ok(m)) => {
@@ -203,14 +256,24 @@ fn write(state: &State, c: &Candidate, claims: Option<&Value>, new: &Tokens) -> 
     let next = now + schedule::jittered(cfg.refresh.interval, schedule::random_unit());
     let ctx = NewIds {
         issuer: &c.issuer,
-        cfg: &cfg,
-        local: &local,
+        cfg,
+        local,
         now,
     };
-    let written = state
-        .with_store(|s| s.apply_refresh(&ctx, c.user_id, &c.tokens, write, new, &result, next));
-    drop(local);
-    state.invalidate();
+    // Only a change of what NSS shows (name, passwd fields, groups, admin) invalidates the
+    // answer cache and the NSS map: a refresh round confirms most identities unchanged, and
+    // marking the map behind for each would send every lookup to the socket.
+    let written = state.with_store(|s| {
+        let before = s.nss_view(c.user_id)?;
+        let w = s.apply_refresh(&ctx, c.user_id, &c.tokens, write, new, &result, next)?;
+        Ok((w, s.nss_view(c.user_id)? != before))
+    });
+    let written = written.map(|(w, changed)| {
+        if changed {
+            state.invalidate();
+        }
+        w
+    });
     log::debug!(
         "refresh {}: written in {} ms",
         c.name,

@@ -7,6 +7,8 @@
 //! rotated refresh token is stored exactly once and a revocation is never undone by a refresh
 //! that was already in flight.
 
+use std::collections::HashSet;
+
 use oidc_proto::types::Lifecycle;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
@@ -181,6 +183,52 @@ impl Store {
             [user_id],
             |r| r.get(0),
         )?)
+    }
+
+    /// The user's name and the names of their provider groups: what a refresh need not check
+    /// against other NSS sources again.
+    pub fn names_held(&self, user_id: i64) -> Result<HashSet<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name FROM users WHERE id = ?1
+             UNION SELECT g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+             WHERE m.user_id = ?1",
+        )?;
+        let names = st.query_map([user_id], |r| r.get::<_, String>(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    /// What NSS shows of a user: the passwd fields, admin status and the GIDs of their
+    /// groups. Two views differ exactly when the answer cache and the NSS map must change.
+    pub fn nss_view(&self, user_id: i64) -> Result<Option<NssView>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, uid, gid, gecos, home, shell, is_admin FROM users WHERE id = ?1",
+        )?;
+        let Some(fields) = st
+            .query_row([user_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut st = self.conn.prepare_cached(
+            "SELECT g.gid, g.name FROM memberships m JOIN groups g ON g.id = m.group_id
+             WHERE m.user_id = ?1 ORDER BY g.gid",
+        )?;
+        let groups = st
+            .query_map([user_id], |r| {
+                Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(NssView { fields, groups }))
     }
 
     /// Writes a successful refresh in one transaction, if the tokens are still `used` and the
@@ -410,6 +458,15 @@ fn drop_groups(
     Ok(())
 }
 
+/// What NSS shows of one user ([`Store::nss_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NssView {
+    /// Name, UID, GID, GECOS, home, shell, admin.
+    fields: (String, u32, u32, String, String, String, bool),
+    /// GID and name of each provider group.
+    groups: Vec<(u32, String)>,
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -467,7 +524,7 @@ mod tests {
             local: &local,
             now: NOW,
         };
-        s.apply_user(&ctx, &m, &c, Source::Login).unwrap();
+        s.apply_user(&ctx, &m, &c, Source::Login, None).unwrap();
         assert!(
             s.save_login_tokens("alice", &tokens("rt1"), NOW, NOW + 900)
                 .unwrap()

@@ -190,7 +190,8 @@ fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
     assert_eq!(
         r,
         Response::LoginApproved {
-            user: "alice".into()
+            user: "alice".into(),
+            offline_pin: None,
         }
     );
     assert_eq!(w.uid_of("alice"), Some(alice_uid));
