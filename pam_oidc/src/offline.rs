@@ -135,6 +135,10 @@ mod tests {
         script: Vec<Result<Response, ClientError>>,
     ) -> (Result<(), AuthError>, FakeDaemon) {
         let clock = FakeClock::new();
+        // Every login asks LoginPrecheck first.
+        let script: Vec<_> = std::iter::once(Ok(Response::LoginPossible))
+            .chain(script)
+            .collect();
         let daemon = FakeDaemon::new(script);
         let result = Login {
             options: &Options::default(),
@@ -175,7 +179,7 @@ mod tests {
         assert!(result.is_ok(), "{result:?}");
         assert!(secrets(&user)[0].contains("Offline PIN for alice"));
         let asked = daemon.asked();
-        let Request::OfflineLogin { user: u, pin, .. } = &asked[1] else {
+        let Request::OfflineLogin { user: u, pin, .. } = &asked[2] else {
             panic!("{asked:?}")
         };
         assert_eq!((u.as_str(), pin.expose()), ("alice", "493817"));
@@ -201,7 +205,7 @@ mod tests {
             e.code(&Options::default()),
             PamResultCode::PAM_AUTHINFO_UNAVAIL
         );
-        assert_eq!(daemon.asked().len(), 1);
+        assert_eq!(daemon.asked().len(), 2);
 
         let mut user = ScriptedUser::typing(&["000000"]);
         let wrong = Ok(Response::LoginFailed {
@@ -276,6 +280,6 @@ mod tests {
         let (result, daemon) = run(&mut user, vec![started(), invited()]);
         assert!(result.is_ok());
         assert_eq!(secrets(&user).len(), 1);
-        assert_eq!(daemon.asked().len(), 2);
+        assert_eq!(daemon.asked().len(), 3);
     }
 }

@@ -85,7 +85,7 @@ pub fn authorize(
     d: &Discovered,
     deadline: Instant,
 ) -> Result<DeviceAuthorization, OidcError> {
-    let scope = p.config.scopes.join(" ");
+    let scope = super::refresh::device_scope(&p.config, d);
     let r = http::post_form(
         &p.http,
         &p.config,
