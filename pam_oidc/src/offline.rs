@@ -135,10 +135,6 @@ mod tests {
         script: Vec<Result<Response, ClientError>>,
     ) -> (Result<(), AuthError>, FakeDaemon) {
         let clock = FakeClock::new();
-        // Every login asks LoginPrecheck first.
-        let script: Vec<_> = std::iter::once(Ok(Response::LoginPossible))
-            .chain(script)
-            .collect();
         let daemon = FakeDaemon::new(script);
         let result = Login {
             options: &Options::default(),
