@@ -76,7 +76,7 @@ fn check(c: &Config) {
             );
         }
         assert!(!p.client_id.trim().is_empty());
-        assert!(p.client_auth == ClientAuth::None || p.client_secret.is_some());
+        assert!(p.client_auth.is_none_or(|a| a == ClientAuth::None) || p.client_secret.is_some());
         assert!(p.scopes.iter().any(|s| s == "openid"));
         assert!(
             p.scopes

@@ -8,9 +8,12 @@
 //! `pam-oidc-public` and `pam-oidc-post`/`pam-oidc-post-secret` (client_secret_post).
 //! Environment knobs (`OP_GROUPS_IN_ID_TOKEN`, `OP_ID_TOKEN_ALG`, `OP_AUTO_CONSENT`,
 //! `OP_DEVICE_TTL`, `OP_ACCESS_TTL`, `OP_KEYS_FILE`, `OP_KID_PREFIX`, `OP_GROUPS_CLAIM`,
-//! `OP_ALICE_GROUPS`, `OP_ROTATE_REFRESH`) are described in `provider.mjs`, and so are the
-//! test-only administration endpoints ([`Provider::set_account`],
-//! [`Provider::forge_next_refresh`], [`Provider::outage`]); TLS is [`Provider::start_on`] with a
+//! `OP_ALICE_GROUPS`, `OP_ROTATE_REFRESH`, and the provider shapes: `OP_ISSUER_PATH`,
+//! `OP_ACCOUNTS`, `OP_CLIENT_AUTH_METHODS`, `OP_REQUIRE_BODY_CLIENT_ID`, `OP_USER_CODE_MASK`,
+//! `OP_DEVICE_ANSWER`, `OP_VERIFICATION_URL`, `OP_SLOW_DOWN`, `OP_DENIAL_ERROR`) are described
+//! in `provider.mjs`, and so are the test-only administration endpoints
+//! ([`Provider::set_account`], [`Provider::forge_next_refresh`], [`Provider::outage`]); TLS is
+//! [`Provider::start_on`] with a
 //! [`Tls`]. `GET /test/stats` counts the requests it served ([`Provider::requests`]).
 
 use std::fs::File;
@@ -29,6 +32,9 @@ use crate::util::{self, Run, TempDir};
 /// cores).
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The provider's output, in its temp dir.
+const LOG_FILE: &str = "provider.log";
+
 /// The confidential client registered at the provider.
 pub const CLIENT_ID: &str = "pam-oidc";
 /// Its secret.
@@ -45,8 +51,9 @@ pub const PUBLIC_CLIENT_ID: &str = "pam-oidc-public";
 pub struct Provider {
     child: Child,
     port: u16,
-    log: std::path::PathBuf,
     ca: Option<PathBuf>,
+    /// `OP_ISSUER_PATH`, without a trailing slash.
+    issuer_path: String,
     _dir: TempDir,
 }
 
@@ -108,7 +115,7 @@ impl Provider {
     /// slow machine.
     fn try_start(port: u16, env: &[(&str, &str)], tls: Option<&Tls>) -> Result<Self, Self> {
         let dir = TempDir::new("op");
-        let log = dir.join("provider.log");
+        let log = dir.join(LOG_FILE);
         let out = File::create(&log).unwrap();
         let mut cmd = Command::new("node");
         cmd.arg("provider.mjs")
@@ -123,11 +130,16 @@ impl Provider {
         }
         util::kill_with_parent(&mut cmd);
         let child = cmd.spawn().expect("spawn node (is nodejs installed?)");
+        let issuer_path = env
+            .iter()
+            .find(|(k, _)| *k == "OP_ISSUER_PATH")
+            .map(|(_, v)| v.trim_end_matches('/').to_string())
+            .unwrap_or_default();
         let mut p = Self {
             child,
             port,
-            log,
             ca: tls.map(|t| t.ca().to_path_buf()),
+            issuer_path,
             _dir: dir,
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -212,10 +224,11 @@ impl Provider {
         self.port
     }
 
-    /// The issuer URL (`http://127.0.0.1:PORT`, or `https://` with TLS; no trailing slash).
+    /// The issuer URL (`http://127.0.0.1:PORT`, or `https://` with TLS, then `OP_ISSUER_PATH`;
+    /// no trailing slash).
     pub fn issuer(&self) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://127.0.0.1:{}{}", self.port, self.issuer_path)
     }
 
     /// The CA that signed its certificate, when it serves HTTPS.
@@ -283,7 +296,7 @@ impl Provider {
 
     /// What the provider printed so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(self._dir.join(LOG_FILE)).unwrap_or_default()
     }
 
     /// Approves (or with `flags` `--deny`, `--abort-code`, `--wrong-password`, refuses)

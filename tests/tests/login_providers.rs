@@ -301,3 +301,64 @@ fn client_secret_post_logs_in() {
     refused.expect_failure("invalid_client");
     assert!(d.logs().contains("invalid_client"), "{}", d.logs());
 }
+
+/// A provider that refuses device and token requests without `client_id` in the form body
+/// (`OP_REQUIRE_BODY_CLIENT_ID=1`, the provider of issue 11): the confidential client still
+/// authenticates with HTTP Basic and logs in, since `client_id` travels in the body beside it.
+#[test]
+fn client_id_travels_in_the_body_beside_basic_auth() {
+    let op = provider(&[("OP_REQUIRE_BODY_CLIENT_ID", "1")]);
+    let ns = namespace();
+    let _d = Daemon::start(&ns, &DaemonConfig::for_provider(&op));
+    login(&ns, &op, "alice", "alice").expect_success();
+    let stats = op.stats();
+    assert!(
+        stats["basic_auth"]["POST /device/auth"].as_u64() >= Some(1),
+        "{stats}"
+    );
+    assert!(
+        stats["basic_auth"]["POST /token"].as_u64() >= Some(1),
+        "{stats}"
+    );
+}
+
+/// With a secret and no `client_auth`, the method comes from discovery: a provider listing
+/// only `client_secret_post` and `none` gets the secret in the body (no Basic header), and the
+/// daemon logs the choice; a public client (no secret) on a provider that insists on `client_id`
+/// in the body logs in as well.
+#[test]
+fn client_auth_is_chosen_from_discovery() {
+    let op = provider(&[
+        ("OP_CLIENT_AUTH_METHODS", "client_secret_post,none"),
+        ("OP_REQUIRE_BODY_CLIENT_ID", "1"),
+    ]);
+    let ns = namespace();
+    let mut cfg = DaemonConfig::for_provider(&op);
+    cfg.set("provider", "client_id", &format!("\"{POST_CLIENT_ID}\""));
+    cfg.set(
+        "provider",
+        "client_secret",
+        &format!("\"{POST_CLIENT_SECRET}\""),
+    );
+    let d = Daemon::start(&ns, &cfg);
+    login(&ns, &op, "alice", "alice").expect_success();
+    let stats = op.stats();
+    assert!(stats["basic_auth"]["POST /token"].is_null(), "{stats}");
+    assert!(
+        d.logs()
+            .contains("client authentication client_secret_post (chosen from"),
+        "{}",
+        d.logs()
+    );
+
+    let mut public = cfg.clone();
+    public.set("provider", "client_id", &format!("\"{PUBLIC_CLIENT_ID}\""));
+    public.unset("provider", "client_secret");
+    reload(&d, &public, 1);
+    login(&ns, &op, "bob", "bob").expect_success();
+    assert!(
+        d.logs().contains("client authentication none (chosen from"),
+        "{}",
+        d.logs()
+    );
+}

@@ -83,6 +83,33 @@ pub enum ClientAuth {
     None,
 }
 
+impl ClientAuth {
+    /// The method for a client with or without a secret, from the methods the provider lists
+    /// in `token_endpoint_auth_methods_supported` (`None`: it lists none, and RFC 8414 then
+    /// means `client_secret_basic`). A client without a secret is public whatever is listed;
+    /// with one, Basic is preferred and `client_secret_post` used when Basic is not listed.
+    pub fn choose(has_secret: bool, supported: Option<&[String]>) -> Self {
+        if !has_secret {
+            return Self::None;
+        }
+        let listed = |m: &str| supported.is_none_or(|s| s.iter().any(|x| x == m));
+        if !listed("client_secret_basic") && listed("client_secret_post") {
+            Self::Post
+        } else {
+            Self::Basic
+        }
+    }
+
+    /// The method's name in OAuth metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
 /// `[provider]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
@@ -92,8 +119,9 @@ pub struct ProviderConfig {
     pub client_id: String,
     /// Client secret, from `client_secret` or `client_secret_file`.
     pub client_secret: Option<Secret>,
-    /// Token endpoint authentication.
-    pub client_auth: ClientAuth,
+    /// Token endpoint authentication as configured; `None`: chosen from the provider's
+    /// `token_endpoint_auth_methods_supported` at discovery ([`ClientAuth::choose`]).
+    pub client_auth: Option<ClientAuth>,
     /// Scopes requested in the device authorization request.
     pub scopes: Vec<String>,
     /// An extra trust anchor (PEM) for the provider's TLS certificate.
@@ -112,7 +140,7 @@ impl ProviderConfig {
             issuer: issuer.into(),
             client_id: "oidcd".into(),
             client_secret: None,
-            client_auth: ClientAuth::None,
+            client_auth: Some(ClientAuth::None),
             scopes: vec!["openid".into()],
             ca_file: None,
             insecure_http_issuer: false,

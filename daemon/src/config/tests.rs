@@ -132,7 +132,7 @@ fn shipped_defaults_uncommented_are_the_defaults() {
     c.notices.clear();
     let p = c.provider.clone().unwrap();
     assert_eq!(p.issuer, ISSUER);
-    assert_eq!(p.client_auth, ClientAuth::None);
+    assert_eq!(p.client_auth, None);
     assert_eq!(p.scopes, ["openid", "profile", "email", "groups"]);
     assert!(!p.insecure_http_issuer);
     assert_eq!(c.claims.uid, Some(ClaimPath("uid_number".into())));
@@ -154,7 +154,7 @@ fn shipped_examples_parse() {
     let kc = parse(&shipped_example("keycloak")).unwrap();
     assert_eq!(kc.claims.groups, ClaimPath("realm_access.roles".into()));
     assert_eq!(kc.access.admin_groups, ["linux-admins"]);
-    assert_eq!(kc.provider.unwrap().client_auth, ClientAuth::None);
+    assert_eq!(kc.provider.unwrap().client_auth, None);
 
     let gl = parse(&shipped_example("gitlab")).unwrap();
     assert_eq!(gl.claims.source, ClaimSource::Both);
@@ -271,7 +271,7 @@ lockout = 60
             issuer: "http://127.0.0.1:9400".into(),
             client_id: "host-1".into(),
             client_secret: Some(Secret("s3cret".into())),
-            client_auth: ClientAuth::Post,
+            client_auth: Some(ClientAuth::Post),
             scopes: vec!["openid".into(), "email".into()],
             ca_file: Some(ca),
             insecure_http_issuer: true,
@@ -517,7 +517,7 @@ fn secret_and_secret_file_both_set() {
     assert!(e.message.contains("not both"), "{e}");
 }
 
-/// A secret file is read and trimmed; it defaults client_auth to basic.
+/// A secret file is read and trimmed; client_auth is left to discovery.
 #[test]
 fn secret_file_is_read() {
     let dir = TempDir::new();
@@ -529,7 +529,7 @@ fn secret_file_is_read() {
     .unwrap();
     let p = c.provider.unwrap();
     assert_eq!(p.client_secret.unwrap().expose(), "s3cret");
-    assert_eq!(p.client_auth, ClientAuth::Basic);
+    assert_eq!(p.client_auth, None);
 }
 
 /// A missing, empty or world-readable secret file is refused.
@@ -581,7 +581,27 @@ fn client_auth_needs_a_secret() {
     one_error(&provider("client_auth = \"post\""), "provider.client_auth");
     one_error(&provider("client_auth = \"jwt\""), "provider.client_auth");
     let c = parse(&provider("client_auth = \"none\"")).unwrap();
-    assert_eq!(c.provider.unwrap().client_auth, ClientAuth::None);
+    assert_eq!(c.provider.unwrap().client_auth, Some(ClientAuth::None));
+}
+
+/// Without client_auth, the method follows the provider's list: none without a secret; with
+/// one, Basic when listed or when nothing is listed (RFC 8414's default), else post.
+#[test]
+fn client_auth_is_chosen_from_the_providers_list() {
+    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(ClientAuth::choose(false, None), ClientAuth::None);
+    assert_eq!(
+        ClientAuth::choose(false, Some(&list(&["client_secret_basic"]))),
+        ClientAuth::None
+    );
+    assert_eq!(ClientAuth::choose(true, None), ClientAuth::Basic);
+    let both = list(&["client_secret_post", "client_secret_basic"]);
+    assert_eq!(ClientAuth::choose(true, Some(&both)), ClientAuth::Basic);
+    let post = list(&["client_secret_post", "none"]);
+    assert_eq!(ClientAuth::choose(true, Some(&post)), ClientAuth::Post);
+    // Nothing we can do is listed (private_key_jwt only): Basic, and the provider will say.
+    let jwt = list(&["private_key_jwt"]);
+    assert_eq!(ClientAuth::choose(true, Some(&jwt)), ClientAuth::Basic);
 }
 
 /// Scopes must include openid and be single tokens.

@@ -111,21 +111,20 @@ impl Validator<'_, '_> {
             .as_ref()
             .map(|a| (a.get_ref().as_str(), a.span()))
         {
-            None if secret.is_some() => ClientAuth::Basic,
-            None => ClientAuth::None,
-            Some(("basic", _)) => ClientAuth::Basic,
-            Some(("post", _)) => ClientAuth::Post,
-            Some(("none", _)) => ClientAuth::None,
+            None | Some(("auto", _)) => None,
+            Some(("basic", _)) => Some(ClientAuth::Basic),
+            Some(("post", _)) => Some(ClientAuth::Post),
+            Some(("none", _)) => Some(ClientAuth::None),
             Some((other, span)) => {
                 self.r.at(
                     Some(span),
                     "provider.client_auth",
-                    format!("unknown method {other:?}: expected basic, post or none"),
+                    format!("unknown method {other:?}: expected auto, basic, post or none (default auto)"),
                 );
-                ClientAuth::None
+                None
             }
         };
-        if client_auth != ClientAuth::None && secret.is_none() {
+        if client_auth.is_some_and(|a| a != ClientAuth::None) && secret.is_none() {
             self.r.at(
                 span(&p.client_auth).or(Some(section.clone())),
                 "provider.client_auth",

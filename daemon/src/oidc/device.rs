@@ -89,6 +89,7 @@ pub fn authorize(
     let r = http::post_form(
         &p.http,
         &p.config,
+        d.client_auth,
         &d.device_endpoint,
         &[("scope", &scope)],
         deadline,
@@ -161,6 +162,7 @@ pub fn poll(p: &Provider, d: &Discovered, device_code: &str) -> Result<Poll, Oid
     let r = http::post_form(
         &p.http,
         &p.config,
+        d.client_auth,
         &d.token_endpoint,
         &[("grant_type", GRANT_TYPE), ("device_code", device_code)],
         Instant::now() + http::REQUEST_TIMEOUT,

@@ -74,30 +74,30 @@ pub fn time_left(url: &str, deadline: Instant) -> Result<Duration, OidcError> {
     Ok(left.min(REQUEST_TIMEOUT))
 }
 
-/// POSTs a form to a token-style endpoint with the configured client authentication, within
-/// `deadline`.
+/// POSTs a form to a token-style endpoint, authenticating as `auth` says, within `deadline`.
+/// `client_id` is in the body whatever the authentication: RFC 6749 §2.3.1 allows it beside
+/// HTTP Basic, and several providers refuse a device authorization or token request without it.
 pub fn post_form(
     http: &reqwest::blocking::Client,
     p: &ProviderConfig,
+    auth: ClientAuth,
     url: &str,
     params: &[(&str, &str)],
     deadline: Instant,
 ) -> Result<JsonResponse, OidcError> {
     let timeout = time_left(url, deadline)?;
     let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.push(("client_id", &p.client_id));
     let mut req = http.post(url).header("Accept", "application/json");
-    match (p.client_auth, &p.client_secret) {
+    match (auth, &p.client_secret) {
         (ClientAuth::Basic, Some(secret)) => {
             // RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
             let id: String = form_urlencoded::byte_serialize(p.client_id.as_bytes()).collect();
             let pw: String = form_urlencoded::byte_serialize(secret.expose().as_bytes()).collect();
             req = req.basic_auth(id, Some(pw));
         }
-        (ClientAuth::Post, Some(secret)) => {
-            form.push(("client_id", &p.client_id));
-            form.push(("client_secret", secret.expose()));
-        }
-        _ => form.push(("client_id", &p.client_id)),
+        (ClientAuth::Post, Some(secret)) => form.push(("client_secret", secret.expose())),
+        _ => {}
     }
     let body: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OidcError;
 use super::http::{FetchError, bounded_client};
-use crate::config::ProviderConfig;
+use crate::config::{ClientAuth, ProviderConfig};
 use crate::state::lock;
 
 /// Discovery is reused this long before it is fetched again.
@@ -67,6 +67,9 @@ pub struct Discovered {
     pub scopes_supported: Option<Vec<String>>,
     /// The keys.
     pub keys: Keys,
+    /// How the client authenticates at the device and token endpoints: as configured, else
+    /// chosen from `token_endpoint_auth_methods_supported`.
+    pub client_auth: ClientAuth,
     fetched: Instant,
     keys_fetched: Instant,
     /// Key ids still missing after the last fetch of the keys.
@@ -190,6 +193,27 @@ impl Provider {
                 ("userinfo_endpoint", userinfo.as_deref().unwrap_or("")),
             ],
         )?;
+        let supported: Option<Vec<String>> =
+            meta.token_endpoint_auth_methods_supported().map(|list| {
+                list.iter()
+                    .filter_map(|m| serde_json::to_value(m).ok()?.as_str().map(str::to_string))
+                    .collect()
+            });
+        let client_auth = self.config.client_auth.unwrap_or_else(|| {
+            ClientAuth::choose(self.config.client_secret.is_some(), supported.as_deref())
+        });
+        if self.config.client_auth.is_none() {
+            log::info!(
+                "{}: client authentication {} (chosen from the provider's \
+                 token_endpoint_auth_methods_supported: {})",
+                self.config.issuer,
+                client_auth.as_str(),
+                supported.as_deref().map_or_else(
+                    || "not listed, so client_secret_basic".to_string(),
+                    |s| s.join(", ")
+                )
+            );
+        }
         let now = Instant::now();
         let d = Discovered {
             issuer: meta.issuer().as_str().to_string(),
@@ -201,6 +225,7 @@ impl Provider {
                 .scopes_supported()
                 .map(|list| list.iter().map(|s| s.as_str().to_string()).collect()),
             keys: meta.jwks().clone(),
+            client_auth,
             fetched: now,
             keys_fetched: now,
             missing_kids: Vec::new(),
@@ -228,6 +253,7 @@ impl Discovered {
             jwks_uri: "https://idp/jwks".into(),
             scopes_supported,
             keys: JsonWebKeySet::new(Vec::new()),
+            client_auth: ClientAuth::None,
             fetched: now,
             keys_fetched: now,
             missing_kids: Vec::new(),

@@ -74,6 +74,7 @@ pub fn refresh(p: &Provider, d: &Discovered, refresh_token: &str) -> Result<Refr
     let r = http::post_form(
         &p.http,
         &p.config,
+        d.client_auth,
         &d.token_endpoint,
         &[
             ("grant_type", "refresh_token"),
@@ -162,7 +163,7 @@ mod tests {
             issuer: "https://idp".into(),
             client_id: "c".into(),
             client_secret: None,
-            client_auth: crate::config::ClientAuth::None,
+            client_auth: Some(crate::config::ClientAuth::None),
             scopes: vec!["openid".into(), "email".into()],
             ca_file: None,
             insecure_http_issuer: false,

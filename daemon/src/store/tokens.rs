@@ -487,7 +487,7 @@ mod tests {
                 issuer: ISSUER.into(),
                 client_id: "oidcd".into(),
                 client_secret: None,
-                client_auth: ClientAuth::None,
+                client_auth: Some(ClientAuth::None),
                 scopes: vec!["openid".into()],
                 ca_file: None,
                 insecure_http_issuer: false,
