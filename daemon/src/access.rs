@@ -102,7 +102,7 @@ pub fn rule(req: &Request) -> Rule {
         Request::AdminCacheClear => ("admin_cache_clear", Root, Slow),
         Request::AdminImport { .. } => ("admin_import", Root, Slow),
         Request::AdminImportMap { .. } => ("admin_import_map", Root, Slow),
-        Request::AdminExport => ("admin_export", Root, Slow),
+        Request::AdminExport { .. } => ("admin_export", Root, Slow),
         Request::AdminLink { .. } => ("admin_link", Root, Slow),
         Request::AdminUnlink { .. } => ("admin_unlink", Root, Slow),
         Request::AdminLinkList => ("admin_link_list", Root, Slow),

@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use oidc_proto::types::{ErrorCode, ImportedUser, StatusInfo, UnixGroup, UnixUser, UserRecord};
+use oidc_proto::types::{
+    ErrorCode, ImportedUser, ProviderStatus, StatusInfo, UnixGroup, UnixUser, UserRecord,
+};
 use oidc_proto::{PROTOCOL_VERSION, Request, Response};
 
 pub use crate::access::Peer;
 use crate::access::{Admitted, Scope};
 use crate::audit::{self, Event};
 use crate::auth;
+use crate::config::{Config, ProviderConfig};
 use crate::identity::other_sources;
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
@@ -76,8 +79,12 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         Request::OfflineSetPin { login_id, pin } => crate::offline::set_pin(state, &login_id, &pin),
         Request::LoginWait { login_id } => auth::login::wait(state, &login_id, hung_up),
         Request::LoginCancel { login_id } => auth::login::cancel(state, &login_id),
-        Request::AdminLink { local_name, sub } => link(state, peer, &local_name, &sub),
-        Request::AdminUnlink { local_name } => write(state, |s, _| {
+        Request::AdminLink {
+            local_name,
+            sub,
+            provider,
+        } => link(state, peer, &local_name, &sub, provider.as_deref()),
+        Request::AdminUnlink { local_name } => write(state, None, |s, _| {
             Ok(if s.remove_link(&local_name)? {
                 log::info!(
                     "link of local account {local_name} removed by uid {}",
@@ -126,7 +133,7 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             Ok(s.group_record(&name)?
                 .map_or(Response::NotFound, Response::GroupDetails))
         }),
-        Request::AdminUserRemove { name } => write(state, |s, _| {
+        Request::AdminUserRemove { name } => write(state, None, |s, _| {
             Ok(if s.remove_user(&name)? {
                 log::info!("user {name} removed by uid {}", peer.uid);
                 admin_event("user_remove", peer)
@@ -141,7 +148,7 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         }),
         Request::AdminUserRefresh { name } => crate::lifecycle::refresh_now(state, &name),
         Request::AdminUserRevoke { name } => crate::lifecycle::revoke_now(state, &name, peer.uid),
-        Request::AdminCacheClear => write(state, |s, _| {
+        Request::AdminCacheClear => write(state, None, |s, _| {
             s.clear()?;
             log::info!("identity cache cleared by uid {}", peer.uid);
             admin_event("cache_clear", peer).emit();
@@ -156,10 +163,11 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             let groups = names(map.groups.iter().map(|g| g.name.as_str()).collect());
             import_map(state, peer, &map, &users, &groups)
         }
-        Request::AdminExport => {
+        Request::AdminExport { provider } => {
             let cfg = state.config();
-            let Some(p) = &cfg.provider else {
-                return no_provider();
+            let p = match chosen_provider(&cfg, provider.as_deref()) {
+                Ok(p) => p,
+                Err(resp) => return *resp,
             };
             read(state, |s| Ok(Response::Map(s.export(&p.issuer)?)))
         }
@@ -265,13 +273,16 @@ fn read(state: &State, f: impl FnOnce(&mut Store) -> Result<Response, StoreError
         .unwrap_or_else(|reason| Response::Unavailable { reason })
 }
 
-/// A change: runs with the issuer, rules and local accounts, then drops cached answers.
+/// A change: runs with the issuer and rules of `provider` (when the change is about one) and
+/// the local accounts, then drops cached answers.
 fn write(
     state: &State,
+    provider: Option<&ProviderConfig>,
     f: impl FnOnce(&mut Store, &NewIds<'_>) -> Result<Response, StoreError>,
 ) -> Response {
-    let cfg = state.config();
-    let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
+    let all = state.config();
+    let cfg = provider.map_or_else(|| (*all).clone(), |p| all.scoped(p));
+    let issuer = provider.map_or("", |p| p.issuer.as_str());
     let local = match state.local() {
         Ok(l) => l,
         Err(why) => return Response::error(ErrorCode::Unavailable, why),
@@ -290,23 +301,52 @@ fn write(
     resp
 }
 
+/// `oidcctl import` of claim sets, all for one provider: the one their `iss` names, else the
+/// first configured.
 fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response {
     let cfg = state.config();
-    if cfg.provider.is_none() {
-        return no_provider();
-    }
+    let mut issuers: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.get("iss").and_then(serde_json::Value::as_str))
+        .collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let p = match issuers.as_slice() {
+        [] => match chosen_provider(&cfg, None) {
+            Ok(p) => p,
+            Err(resp) => return *resp,
+        },
+        [one] => match cfg.provider_by_issuer(one) {
+            Some(p) => p,
+            None => {
+                return Response::error(
+                    ErrorCode::Rejected,
+                    format!("the claims are from {one:?}, which is not a configured provider"),
+                );
+            }
+        },
+        many => {
+            return Response::error(
+                ErrorCode::Rejected,
+                format!(
+                    "the claims name several issuers ({many:?}): import one provider's users per file"
+                ),
+            );
+        }
+    };
     // The names the entries would take, to ask the other NSS sources about first.
+    let scoped = cfg.scoped(p);
     let (mut users, mut groups) = (Vec::new(), Vec::new());
     if let Ok(local) = state.local().map(|l| l.clone()) {
         for m in entries
             .iter()
-            .filter_map(|c| crate::identity::mapping::map_claims(c, &cfg, &local).ok())
+            .filter_map(|c| crate::identity::mapping::map_claims(c, &scoped, &local).ok())
         {
             users.push(m.name);
             groups.extend(m.groups.into_iter().map(|g| g.name));
         }
     }
-    write_unless_elsewhere(state, &users, &groups, |s, ctx| {
+    write_unless_elsewhere(state, Some(p), &users, &groups, |s, ctx| {
         Ok(match s.import(ctx, entries)? {
             Ok(applied) => {
                 for a in &applied {
@@ -345,6 +385,7 @@ fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response
 /// counted as taken (issue 15 #5): an import must not create them either.
 fn write_unless_elsewhere(
     state: &State,
+    provider: Option<&ProviderConfig>,
     users: &[String],
     groups: &[String],
     f: impl FnOnce(&mut Store, &NewIds<'_>) -> Result<Response, StoreError>,
@@ -358,7 +399,7 @@ fn write_unless_elsewhere(
             return Response::error(ErrorCode::Unavailable, e.to_string());
         }
     };
-    write(state, |s, ctx| {
+    write(state, provider, |s, ctx| {
         let view = ctx.local.with_others(known);
         f(
             s,
@@ -377,7 +418,17 @@ fn import_map(
     users: &[String],
     groups: &[String],
 ) -> Response {
-    write_unless_elsewhere(state, users, groups, |s, ctx| {
+    let cfg = state.config();
+    let Some(p) = cfg.provider_by_issuer(&map.issuer) else {
+        return Response::error(
+            ErrorCode::Rejected,
+            format!(
+                "the map is for issuer {:?}, which is not a configured provider",
+                map.issuer
+            ),
+        );
+    };
+    write_unless_elsewhere(state, Some(p), users, groups, |s, ctx| {
         Ok(match s.import_map(ctx, map)? {
             Ok(n) => {
                 log::info!("ID map imported: {n} new entries");
@@ -419,10 +470,40 @@ fn no_provider() -> Response {
     )
 }
 
-fn link(state: &State, peer: &Peer, local_name: &str, sub: &str) -> Response {
-    if state.config().provider.is_none() {
-        return no_provider();
+/// The provider named by `key` (an id or an issuer), or the first configured when `None`.
+fn chosen_provider<'c>(
+    cfg: &'c Config,
+    key: Option<&str>,
+) -> Result<&'c ProviderConfig, Box<Response>> {
+    match key {
+        None => cfg
+            .default_provider()
+            .ok_or_else(|| Box::new(no_provider())),
+        Some(k) => cfg.provider_by_key(k).ok_or_else(|| {
+            let ids: Vec<&str> = cfg.providers.iter().map(|p| p.id.as_str()).collect();
+            Box::new(Response::error(
+                ErrorCode::Rejected,
+                format!(
+                    "no provider {k:?} is configured (providers: {})",
+                    ids.join(", ")
+                ),
+            ))
+        }),
     }
+}
+
+fn link(
+    state: &State,
+    peer: &Peer,
+    local_name: &str,
+    sub: &str,
+    provider: Option<&str>,
+) -> Response {
+    let cfg = state.config();
+    let p = match chosen_provider(&cfg, provider) {
+        Ok(p) => p,
+        Err(resp) => return *resp,
+    };
     if local_name == "root" {
         return Response::error(
             ErrorCode::Rejected,
@@ -444,7 +525,7 @@ fn link(state: &State, peer: &Peer, local_name: &str, sub: &str) -> Response {
         }
         Err(why) => return Response::error(ErrorCode::Unavailable, why),
     }
-    write(state, |s, ctx| {
+    write(state, Some(p), |s, ctx| {
         s.set_link(local_name, ctx.issuer, sub, ctx.now)?;
         admin_event("link", peer)
             .field("user", local_name)
@@ -496,8 +577,8 @@ fn status(state: &State) -> Response {
         daemon_version: env!("CARGO_PKG_VERSION").into(),
         protocol_version: PROTOCOL_VERSION,
         config_path: cfg.path.display().to_string(),
-        issuer: cfg.provider.as_ref().map(|p| p.issuer.clone()),
-        client_id: cfg.provider.as_ref().map(|p| p.client_id.clone()),
+        issuer: cfg.default_provider().map(|p| p.issuer.clone()),
+        client_id: cfg.default_provider().map(|p| p.client_id.clone()),
         db_path: cfg.cache.db_path.display().to_string(),
         schema_version: schema,
         db_error: state.store_error(),
@@ -508,5 +589,25 @@ fn status(state: &State) -> Response {
         enumerate: cfg.cache.enumerate,
         logins_in_progress: state.logins.count() as u64,
         refresh: Some(crate::lifecycle::status(state)),
+        providers: providers_status(state, &cfg),
     })
+}
+
+/// Each configured provider, with its users and whether it could be set up.
+fn providers_status(state: &State, cfg: &Config) -> Vec<ProviderStatus> {
+    let running = state.providers();
+    cfg.providers
+        .iter()
+        .map(|p| ProviderStatus {
+            id: p.id.clone(),
+            issuer: p.issuer.clone(),
+            client_id: p.client_id.clone(),
+            names: p.name_pattern(),
+            users: state
+                .with_store(|s| s.users_of_issuer(&p.issuer))
+                .unwrap_or(0),
+            error: (!running.iter().any(|r| r.config == *p))
+                .then(|| "could not be set up: see the daemon's log".to_string()),
+        })
+        .collect()
 }

@@ -117,14 +117,13 @@ fn run(config: Config, args: Args) -> Result<(), String> {
             oidc_proto::paths::SOCKET_PATH
         );
     }
-    if let Some(p) = &config.provider {
-        if p.insecure_http_issuer {
-            log::warn!(
-                "insecure_http_issuer: talking plain HTTP to {} (for tests and demos only)",
-                p.issuer
-            );
-        }
-    } else {
+    for p in config.providers.iter().filter(|p| p.insecure_http_issuer) {
+        log::warn!(
+            "insecure_http_issuer: talking plain HTTP to {} (for tests and demos only)",
+            p.issuer
+        );
+    }
+    if config.providers.is_empty() {
         log::warn!(
             "no [provider] configured: known users still resolve; oidcctl import and logins need [provider]"
         );

@@ -166,7 +166,7 @@ fn try_pin(
     if let Err(why) = eligible(state, user, now) {
         return refused(why);
     }
-    match provider_reachable(state) {
+    match provider_reachable(state, user) {
         Ok(false) => {}
         Ok(true) => {
             return refused(
@@ -244,10 +244,8 @@ fn eligible(state: &State, user: &str, now: i64) -> Result<(), String> {
 
 /// Asks the provider's discovery document afresh (never the cache): `false` only when it
 /// cannot be reached (no connection, a timeout, a 5xx answer).
-fn provider_reachable(state: &State) -> Result<bool, String> {
-    let Some(p) = state.provider() else {
-        return Err("no identity provider is configured".into());
-    };
+fn provider_reachable(state: &State, user: &str) -> Result<bool, String> {
+    let p = crate::auth::route::provider_for(state, user).map_err(|u| u.message)?;
     let url = format!(
         "{}/.well-known/openid-configuration",
         p.config.issuer.trim_end_matches('/')

@@ -27,7 +27,7 @@ const CACHE_MAX_ENTRIES: usize = 100_000;
 /// Shared daemon state.
 pub struct State {
     config: RwLock<Arc<Config>>,
-    provider: RwLock<Option<Arc<Provider>>>,
+    providers: RwLock<Vec<Arc<Provider>>>,
     /// Device-flow logins in progress.
     pub logins: Logins,
     provisional: Mutex<provisional::Table>,
@@ -78,7 +78,7 @@ impl State {
     pub fn new(config: Config, local: LocalAccounts, clock: Clock) -> Self {
         let store = open_store(&config);
         Self {
-            provider: RwLock::new(build_provider(&config)),
+            providers: RwLock::new(build_providers(&config, &[])),
             logins: Logins::default(),
             provisional: Mutex::new(provisional::Table::default()),
             config: RwLock::new(Arc::new(config)),
@@ -95,7 +95,7 @@ impl State {
     /// State around an already open store (tests).
     pub fn from_store(config: Config, store: Store, local: LocalAccounts, clock: Clock) -> Self {
         Self {
-            provider: RwLock::new(build_provider(&config)),
+            providers: RwLock::new(build_providers(&config, &[])),
             logins: Logins::default(),
             provisional: Mutex::new(provisional::Table::default()),
             config: RwLock::new(Arc::new(config)),
@@ -118,18 +118,18 @@ impl State {
     }
 
     /// Replaces the configuration (SIGHUP). Paths of the socket and database take effect at
-    /// the next start; the caller warns about them.
+    /// the next start; the caller warns about them. A provider whose configuration did not
+    /// change keeps its client but forgets its discovery.
     pub fn set_config(&self, config: Config) {
-        let provider_changed = self.config().provider != config.provider;
-        if provider_changed {
-            let p = build_provider(&config);
-            *self
-                .provider
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = p;
-        } else if let Some(p) = self.provider() {
+        let old = self.providers();
+        for p in &old {
             p.forget();
         }
+        let fresh = build_providers(&config, &old);
+        *self
+            .providers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         let mut slot = match self.config.write() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -140,12 +140,19 @@ impl State {
         self.lifecycle.wake();
     }
 
-    /// The configured provider, if any.
-    pub fn provider(&self) -> Option<Arc<Provider>> {
-        self.provider
+    /// The configured providers that could be set up, in file order.
+    pub fn providers(&self) -> Vec<Arc<Provider>> {
+        self.providers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The provider with this issuer, if it is configured and could be set up.
+    pub fn provider_by_issuer(&self, issuer: &str) -> Option<Arc<Provider>> {
+        self.providers()
+            .into_iter()
+            .find(|p| p.config.issuer == issuer)
     }
 
     /// Runs `f` with the store, reopening a broken one at most every [`REOPEN_EVERY`].
@@ -275,15 +282,30 @@ struct AnswerCache {
     entries: HashMap<CacheKey, (Response, Instant)>,
 }
 
-fn build_provider(config: &Config) -> Option<Arc<Provider>> {
-    let p = config.provider.as_ref()?;
-    match Provider::new(p.clone()) {
-        Ok(p) => Some(Arc::new(p)),
-        Err(e) => {
-            log::error!("provider {}: {e}; logins are disabled", p.issuer);
-            None
-        }
-    }
+/// A [`Provider`] for every configured provider, reusing those of `old` whose configuration is
+/// the same. One that cannot be set up (an unreadable `ca_file`) is logged and left out: its
+/// users cannot log in, the others can.
+fn build_providers(config: &Config, old: &[Arc<Provider>]) -> Vec<Arc<Provider>> {
+    config
+        .providers
+        .iter()
+        .filter_map(|p| {
+            if let Some(same) = old.iter().find(|o| o.config == *p) {
+                return Some(Arc::clone(same));
+            }
+            match Provider::new(p.clone()) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    log::error!(
+                        "provider {} ({}): {e}; its logins are disabled",
+                        p.id,
+                        p.issuer
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn open_store(config: &Config) -> StoreSlot {
@@ -322,8 +344,11 @@ impl State {
     /// IDs in use and those of other live entries, and is the UID the user keeps if the login
     /// succeeds.
     pub fn provisional_user(&self, name: &str) -> Option<UnixUser> {
-        let cfg = self.config();
-        let issuer = cfg.provider.as_ref()?.issuer.clone();
+        let all = self.config();
+        // The provider the name would log in with, and its rules.
+        let provider = all.route_new_name(name).ok()?;
+        let issuer = provider.issuer.clone();
+        let cfg = all.scoped(provider);
         if cfg.mapping.uid_source == crate::config::UidSource::Claim {
             // The UID will come from a claim nobody has seen yet: no UID can be promised.
             return None;
@@ -336,11 +361,7 @@ impl State {
                 return Some(u.clone());
             }
         }
-        if crate::identity::mapping::map_user_name(name, &cfg)
-            .ok()
-            .as_deref()
-            != Some(name)
-        {
+        if !crate::identity::mapping::is_mapped_form(name, &cfg) {
             return None;
         }
         // Never a name another NSS source has (sshd would see ours, not theirs); asked before

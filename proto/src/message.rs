@@ -176,13 +176,21 @@ pub enum Request {
         map: IdMap,
     },
     /// `oidcctl export` (root only).
-    AdminExport,
+    AdminExport {
+        /// The provider (id or issuer) whose identities to export; the first configured one
+        /// when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+    },
     /// `oidcctl link` (root only): let a local account log in as a provider identity.
     AdminLink {
         /// The local account (must exist in /etc/passwd).
         local_name: String,
-        /// The identity's subject at the configured issuer.
+        /// The identity's subject at the provider's issuer.
         sub: String,
+        /// The provider (id or issuer); the first configured one when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
     },
     /// `oidcctl unlink` (root only).
     AdminUnlink {
@@ -254,10 +262,11 @@ impl Request {
                     groups: Vec::new(),
                 },
             },
-            Self::AdminExport,
+            Self::AdminExport { provider: None },
             Self::AdminLink {
                 local_name: name(),
                 sub: "nobody".into(),
+                provider: None,
             },
             Self::AdminUnlink { local_name: name() },
             Self::AdminLinkList,

@@ -190,6 +190,9 @@ pub struct StatusInfo {
     /// Background refresh (absent from daemons before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh: Option<RefreshStatus>,
+    /// Every configured provider (`issuer` and `client_id` above are the first one's).
+    #[serde(default)]
+    pub providers: Vec<ProviderStatus>,
 }
 
 /// The background refresh, for `oidcctl status`. Times are Unix seconds.
@@ -211,6 +214,24 @@ pub struct RefreshStatus {
     pub last_refresh: Option<String>,
     /// The next refresh due.
     pub next_refresh_at: Option<i64>,
+}
+
+/// One configured provider, as `oidcctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStatus {
+    /// Its id in the configuration.
+    pub id: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// How its user names look (`*`, `*-ext`, `c-*`).
+    pub names: String,
+    /// Users stored for this issuer.
+    pub users: u64,
+    /// Why logins through it cannot happen (it could not be set up), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A user as `oidcctl user show` displays it.

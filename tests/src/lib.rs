@@ -29,6 +29,8 @@
 //!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
 //! - [`load`]: the load test: concurrent NSS clients and device-flow logins, the daemon's
 //!   memory, threads and descriptors before, during and after.
+//! - [`scenario`]: steps many login tests share (a namespace with the PAM service, `id -Gn`, a
+//!   reload that is waited for).
 //! - [`util`]: temporary directories, free ports, running a command with a timeout and
 //!   measuring it, interactive commands, waiting for a condition.
 //!
@@ -45,6 +47,7 @@ pub mod pam;
 pub mod paths;
 pub mod provider;
 pub mod raw;
+pub mod scenario;
 pub mod sshd;
 pub mod tls;
 pub mod util;

@@ -52,7 +52,7 @@ pub struct Provider {
     child: Child,
     port: u16,
     ca: Option<PathBuf>,
-    /// `OP_ISSUER_PATH`, without a trailing slash.
+    /// `OP_ISSUER_PATH`, as given (a trailing slash is part of the issuer).
     issuer_path: String,
     _dir: TempDir,
 }
@@ -133,7 +133,7 @@ impl Provider {
         let issuer_path = env
             .iter()
             .find(|(k, _)| *k == "OP_ISSUER_PATH")
-            .map(|(_, v)| v.trim_end_matches('/').to_string())
+            .map(|(_, v)| v.to_string())
             .unwrap_or_default();
         let mut p = Self {
             child,
@@ -224,8 +224,8 @@ impl Provider {
         self.port
     }
 
-    /// The issuer URL (`http://127.0.0.1:PORT`, or `https://` with TLS, then `OP_ISSUER_PATH`;
-    /// no trailing slash).
+    /// The issuer URL (`http://127.0.0.1:PORT`, or `https://` with TLS, then `OP_ISSUER_PATH`
+    /// as given).
     pub fn issuer(&self) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}{}", self.port, self.issuer_path)
@@ -291,7 +291,7 @@ impl Provider {
 
     /// Where a person enters the user code.
     pub fn verification_uri(&self) -> String {
-        format!("{}/device", self.issuer())
+        format!("{}/device", self.issuer().trim_end_matches('/'))
     }
 
     /// What the provider printed so far.

@@ -5,16 +5,10 @@
 
 use std::time::Duration;
 
-use oidcd_tests::pam::{self, Approver, Login, PamLogin, SERVICE};
+use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
 use oidcd_tests::provider::{POST_CLIENT_ID, POST_CLIENT_SECRET, PUBLIC_CLIENT_ID};
+use oidcd_tests::scenario::{groups_of as groups, pam_namespace as namespace, reload};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, Tls, free_port, measure, ms};
-
-/// A namespace with the `oidc-test` PAM service.
-fn namespace() -> Namespace {
-    let ns = Namespace::builder().pam_dir().start();
-    pam::install_service(&ns, SERVICE, "");
-    ns
-}
 
 /// The provider with `env` and no consent page.
 fn provider(env: &[(&str, &str)]) -> Provider {
@@ -30,33 +24,9 @@ fn login(ns: &Namespace, op: &Provider, user: &str, approver: &str) -> Login {
         .run()
 }
 
-/// The names of `user`'s groups as glibc sees them (`id -Gn`), sorted.
-fn groups(ns: &Namespace, user: &str) -> Vec<String> {
-    let r = ns.run("id", &["-Gn", user]);
-    r.expect_ok();
-    let mut v: Vec<String> = r.stdout.split_whitespace().map(String::from).collect();
-    v.sort();
-    v
-}
-
 /// alice's groups with the provider's groups present.
 fn alice_with_groups() -> Vec<String> {
     vec!["alice".into(), "developers".into(), "oidc-admins".into()]
-}
-
-/// Rewrites the daemon's config to `cfg` and waits until the reload is logged (the `n`th).
-fn reload(d: &Daemon<'_>, cfg: &DaemonConfig, n: usize) {
-    d.rewrite_config(&d.config_text_for(cfg));
-    d.sighup();
-    assert!(
-        oidcd_tests::wait_until(Duration::from_secs(5), || d
-            .logs()
-            .matches("configuration reloaded")
-            .count()
-            >= n),
-        "no reload logged:\n{}",
-        d.logs()
-    );
 }
 
 /// The default provider signs with RS256: the login succeeds with alice's groups, and a daemon

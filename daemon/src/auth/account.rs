@@ -21,13 +21,17 @@ pub fn check(state: &State, user: &str, service: &str) -> Response {
     let found = state.with_store(|s| {
         let record = s
             .user_record(user)?
-            .map(|r| (r.claims, r.last_login_at, r.lifecycle));
+            .map(|r| (r.issuer, r.claims, r.last_login_at, r.lifecycle));
         let link = s.link_of(user)?;
         Ok((record, link))
     });
     let account = match found {
         Err(reason) => return Response::Unavailable { reason },
-        Ok((Some((claims, last_login, lifecycle)), _)) => {
+        Ok((Some((issuer, claims, last_login, lifecycle)), _)) => {
+            // The gates of the user's own provider; the host's when it is no longer configured.
+            let cfg = cfg
+                .provider_by_issuer(&issuer)
+                .map_or_else(|| (*cfg).clone(), |p| cfg.scoped(p));
             let refused = lifecycle::account::not_revoked(user, lifecycle.as_ref())
                 .and_then(|()| {
                     mapping::check_access(&claims, &cfg).map_err(|r| format!("access refused: {r}"))
@@ -45,8 +49,7 @@ pub fn check(state: &State, user: &str, service: &str) -> Response {
             }
         }
         Ok((None, Some(link))) => {
-            let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
-            if link.issuer == issuer {
+            if cfg.provider_by_issuer(&link.issuer).is_some() {
                 AccountStatus::Linked
             } else {
                 AccountStatus::Denied {

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::login::{Login, failed, failure_name};
 use crate::audit::Event;
-use crate::config::{ClaimSource, Config};
+use crate::config::{ClaimSource, Config, ProviderConfig};
 use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, Refusal};
 use crate::identity::{names, other_sources};
@@ -28,6 +28,8 @@ use crate::store::{NewIds, Source, StoreError};
 const MAX_POLL_FAILURES: u32 = 3;
 /// RFC 8628 §3.5: `slow_down` adds five seconds.
 const SLOW_DOWN: Duration = Duration::from_secs(5);
+/// The poll interval never grows past this, however often the provider says `slow_down`.
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why [`precheck_user`] says no.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +43,9 @@ pub enum PrecheckRefusal {
 }
 
 /// Refuses, before anything is asked of the provider, a user name that no approval could ever
-/// make valid: not a safe name, root, reserved, or a local account that is not linked.
-pub fn precheck_user(state: &State, user: &str) -> Result<(), PrecheckRefusal> {
-    let cfg = state.config();
+/// make valid: not a safe name, root, reserved, or a local account that is not linked. `cfg` is
+/// the configuration as the login's provider sees it.
+pub fn precheck_user(state: &State, cfg: &Config, user: &str) -> Result<(), PrecheckRefusal> {
     let not_ours = |why: String| Err(PrecheckRefusal::NotOurs(why));
     if user == "root" {
         return not_ours("root cannot log in through oidcd".into());
@@ -181,19 +183,20 @@ fn poll_loop(
         match device::poll(provider, d, &authz.device_code) {
             Ok(Poll::Pending) => failures = 0,
             Ok(Poll::SlowDown) => {
-                interval += SLOW_DOWN;
+                interval = (interval + SLOW_DOWN).min(MAX_INTERVAL);
                 log::info!(
                     "login {}: provider asked to slow down; polling every {}s",
                     login.describe(),
                     interval.as_secs()
                 );
             }
-            Ok(Poll::Denied) => {
-                log::warn!("login {}: denied at the provider", login.describe());
+            Ok(Poll::Denied(why)) => {
+                let why = why.map(|d| format!(" ({d})")).unwrap_or_default();
+                log::warn!("login {}: denied at the provider{why}", login.describe());
                 return Some((
                     failed(
                         LoginFailure::Denied,
-                        "the login was denied at the identity provider",
+                        &format!("the login was denied at the identity provider{why}"),
                     ),
                     None,
                 ));
@@ -255,7 +258,7 @@ fn complete(
     id_token: &str,
     access_token: &str,
 ) -> Verdict {
-    let cfg = state.config();
+    let cfg = state.config().scoped(&provider.config);
     let validated = match validate(state, provider, d, id_token, &cfg) {
         Ok(v) => v,
         Err(TokenError::Provider(e)) => {
@@ -302,7 +305,10 @@ fn complete(
         }
     };
     let claims = userinfo::merge(cfg.claims.source, &validated.claims, userinfo.as_ref());
-    (decide(state, login, &claims, &validated.sub), sub)
+    (
+        decide(state, &provider.config, login, &claims, &validated.sub),
+        sub,
+    )
 }
 
 /// Why the ID token was not accepted.
@@ -353,10 +359,16 @@ pub(crate) fn validate(
     }
 }
 
-/// Binds the approved identity to the user logging in and applies the gates.
-pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Response {
-    let cfg = state.config();
-    let issuer = cfg.provider.as_ref().map_or("", |p| p.issuer.as_str());
+/// Binds the identity `provider` approved to the user logging in and applies the gates.
+pub fn decide(
+    state: &State,
+    provider: &ProviderConfig,
+    login: &Login,
+    claims: &Value,
+    sub: &str,
+) -> Response {
+    let cfg = state.config().scoped(provider);
+    let issuer = provider.issuer.as_str();
     let user = login.user.as_str();
     // A copy: the other NSS sources are asked below, and no lock is held meanwhile.
     let local = match state.local() {
@@ -418,7 +430,7 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
         );
     }
     for note in &mapped.notes {
-        log::info!("login {}: {note}", login.describe());
+        log::warn!("login {}: {note}", login.describe());
     }
     let ctx = NewIds {
         issuer,
@@ -437,8 +449,9 @@ pub fn decide(state: &State, login: &Login, claims: &Value, sub: &str) -> Respon
             state.forget_provisional(user);
             let groups: Vec<&str> = mapped.groups.iter().map(|g| g.name.as_str()).collect();
             log::info!(
-                "login {} approved: sub {sub:?}, uid {}{}, groups [{}]{}{}",
+                "login {} approved: sub {sub:?} at provider {}, uid {}{}, groups [{}]{}{}",
                 login.describe(),
+                provider.id,
                 a.uid,
                 if a.created { " (new user)" } else { "" },
                 groups.join(", "),
@@ -594,7 +607,9 @@ fn refusal(r: &Refusal) -> (LoginFailure, String) {
     let reason = match r {
         Refusal::NotInAllowedGroups
         | Refusal::EmailDomain { .. }
+        | Refusal::DomainClaim { .. }
         | Refusal::EmailNotVerified
+        | Refusal::GroupsUnknown { .. }
         | Refusal::NameFromUnverifiedEmail { .. } => LoginFailure::NotAllowed,
         Refusal::InvalidName { .. }
         | Refusal::LocalCollision { .. }

@@ -19,7 +19,7 @@ use oidc_proto::types::{LoginFailure, LoginPrompt};
 
 use super::flow::{self, PrecheckRefusal};
 use super::limits::{self, Held, Reason};
-use super::{qr, sshd};
+use super::{qr, route, sshd};
 use crate::audit::{self, Event};
 use crate::config::{Config, UidSource};
 use crate::handler::Peer;
@@ -281,13 +281,16 @@ impl Logins {
 /// memory, the account files and the identity cache (no network, no helper process), so the
 /// PAM module can ask it with a deadline of a fraction of a second.
 pub fn precheck(state: &State, user: &str, service: &str, rhost: Option<&str>) -> Response {
-    if state.provider().is_none() {
-        return failed(
-            LoginFailure::ProviderUnavailable,
-            "no identity provider is configured on this host",
-        );
-    }
-    match flow::precheck_user(state, user) {
+    let provider = match route::provider_for(state, user) {
+        Ok(p) => p,
+        Err(u) if u.reason == LoginFailure::NameRefused => {
+            log::info!("login {user} (service {service}) refused: {}", u.message);
+            return not_ours(user, service, rhost, &u.message);
+        }
+        Err(u) => return failed(u.reason, &u.message),
+    };
+    let cfg = state.config().scoped(&provider.config);
+    match flow::precheck_user(state, &cfg, user) {
         Ok(()) => Response::LoginPossible,
         Err(PrecheckRefusal::NotOurs(why)) => {
             log::info!(
@@ -337,14 +340,16 @@ pub fn start(
             .emit();
         failed(reason, message)
     };
-    let Some(provider) = state.provider() else {
-        return refused(
-            LoginFailure::ProviderUnavailable,
-            "refused",
-            "no identity provider is configured on this host",
-        );
+    let provider = match route::provider_for(state, user) {
+        Ok(p) => p,
+        Err(u) => {
+            log::warn!("login {user} (service {service}) refused: {}", u.message);
+            return refused(u.reason, "refused", &u.message);
+        }
     };
-    match flow::precheck_user(state, user) {
+    // The configuration as this provider sees it: its claims, gates and mapping.
+    let cfg = cfg.scoped(&provider.config);
+    match flow::precheck_user(state, &cfg, user) {
         Ok(()) => {}
         Err(PrecheckRefusal::NotOurs(why)) => {
             log::info!(
@@ -446,10 +451,11 @@ pub fn start(
     let deadline = now + cfg.login.timeout.min(authz.expires_in);
     *lock(&login.deadline) = deadline;
     log::info!(
-        "login {} started by pid {}{}: code {} at {}",
+        "login {} started by pid {}{}: provider {}, code {} at {}",
         login.describe(),
         peer.pid,
         tty.map(|t| format!(" on {t}")).unwrap_or_default(),
+        provider.config.id,
         authz.user_code,
         authz.verification_uri
     );

@@ -1,10 +1,12 @@
 //! Logins: the device flow from code to verdict ([`flow`]), the registry of logins in progress
-//! ([`login`]) and which of them make room for a new one ([`limits`]), recognising sshd
-//! ([`sshd`]), the QR picture ([`qr`]), and the PAM `account` verdict ([`account`]).
+//! ([`login`]) and which of them make room for a new one ([`limits`]), which provider a login
+//! asks ([`route`]), recognising sshd ([`sshd`]), the QR picture ([`qr`]), and the PAM
+//! `account` verdict ([`account`]).
 
 pub mod account;
 pub mod flow;
 pub mod limits;
 pub mod login;
 pub mod qr;
+pub mod route;
 pub mod sshd;

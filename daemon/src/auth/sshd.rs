@@ -8,7 +8,7 @@ use crate::config::Config;
 /// name). A non-root process is never sshd, whatever it runs: sshd's privileged monitor, which
 /// resolves users and runs PAM, is root.
 pub fn is_sshd(cfg: &Config, uid: u32, pid: i32) -> bool {
-    if uid != 0 || !cfg.login.ssh_first_login || cfg.provider.is_none() {
+    if uid != 0 || !cfg.login.ssh_first_login || cfg.providers.is_empty() {
         return false;
     }
     let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
@@ -27,7 +27,7 @@ mod tests {
 
     fn cfg_with_program(program: &std::path::Path) -> Config {
         let mut c = Config {
-            provider: Some(ProviderConfig::for_test("https://idp")),
+            providers: vec![ProviderConfig::for_test("https://idp")],
             ..Config::default()
         };
         c.login.ssh_programs = vec![program.to_path_buf()];

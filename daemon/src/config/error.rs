@@ -61,6 +61,8 @@ pub(crate) struct Reporter<'a> {
     file: &'a Path,
     text: &'a str,
     pub(crate) errors: Vec<ConfigError>,
+    /// Put before every key reported (`provider.` while a provider's own sections are checked).
+    pub(crate) key_prefix: &'static str,
 }
 
 impl<'a> Reporter<'a> {
@@ -69,6 +71,7 @@ impl<'a> Reporter<'a> {
             file,
             text,
             errors: Vec::new(),
+            key_prefix: "",
         }
     }
 
@@ -85,7 +88,7 @@ impl<'a> Reporter<'a> {
             file: self.file.to_path_buf(),
             line,
             column,
-            key: Some(key.to_string()),
+            key: Some(format!("{}{key}", self.key_prefix)),
             message: message.into(),
         });
     }

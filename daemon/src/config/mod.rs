@@ -6,10 +6,12 @@
 
 mod error;
 mod offline;
+mod providers;
 mod raw;
 mod refresh;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::time::Duration;
 use error::Reporter;
 pub use error::{ConfigError, ConfigErrors};
 pub use offline::OfflineConfig;
+pub use providers::{DEFAULT_PROVIDER_ID, RouteError};
 use raw::RawConfig;
 pub use refresh::RefreshConfig;
 use validate::Validator;
@@ -29,8 +32,10 @@ pub struct Config {
     pub path: PathBuf,
     /// `[daemon]`.
     pub log_level: log::LevelFilter,
-    /// `[provider]`, absent until an issuer is configured (lookups of known users still work).
-    pub provider: Option<ProviderConfig>,
+    /// `[provider]`, or every `[[provider]]` in file order; empty until an issuer is configured
+    /// (lookups of known users still work). Each carries its own effective claims, access and
+    /// mapping rules: see [`Config::scoped`].
+    pub providers: Vec<ProviderConfig>,
     /// `[claims]`.
     pub claims: ClaimsConfig,
     /// `[access]`.
@@ -110,9 +115,12 @@ impl ClientAuth {
     }
 }
 
-/// `[provider]`.
+/// `[provider]`, or one `[[provider]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
+    /// Its name in logs, `oidcctl` and the configuration (`id`; [`DEFAULT_PROVIDER_ID`] when
+    /// a single `[provider]` has none).
+    pub id: String,
     /// The issuer URL exactly as the provider states it.
     pub issuer: String,
     /// OAuth client id.
@@ -130,13 +138,21 @@ pub struct ProviderConfig {
     pub insecure_http_issuer: bool,
     /// Add `offline_access` to the scopes when the provider lists it, to get a refresh token.
     pub offline_access: bool,
+    /// `[claims]` with this provider's `[provider.claims]` over it.
+    pub claims: ClaimsConfig,
+    /// `[access]` with `[provider.access]` over it.
+    pub access: AccessConfig,
+    /// `[mapping]` with `[provider.mapping]` over it.
+    pub mapping: MappingConfig,
 }
 
 impl ProviderConfig {
     /// A public client `oidcd` of `issuer` asking for `openid` only (unit tests).
     #[cfg(test)]
     pub fn for_test(issuer: &str) -> Self {
+        let defaults = Config::default();
         Self {
+            id: DEFAULT_PROVIDER_ID.into(),
             issuer: issuer.into(),
             client_id: "oidcd".into(),
             client_secret: None,
@@ -145,6 +161,9 @@ impl ProviderConfig {
             ca_file: None,
             insecure_http_issuer: false,
             offline_access: true,
+            claims: defaults.claims,
+            access: defaults.access,
+            mapping: defaults.mapping,
         }
     }
 }
@@ -192,14 +211,18 @@ pub struct ClaimsConfig {
     pub source: ClaimSource,
     /// The claim that becomes the Unix name.
     pub username: ClaimPath,
-    /// The claim holding the user's groups.
-    pub groups: ClaimPath,
+    /// The claims holding the user's groups, combined in this order (Keycloak: `groups`,
+    /// `realm_access.roles`, `resource_access.<client>.roles`).
+    pub groups: Vec<ClaimPath>,
     /// The numeric claim used as UID when `mapping.uid_source = "claim"`.
     pub uid: Option<ClaimPath>,
     /// The claim that becomes the GECOS field.
     pub gecos: ClaimPath,
     /// The claim holding the email address.
     pub email: ClaimPath,
+    /// A claim naming the user's domain (Google's `hd`), checked by
+    /// `access.allowed_email_domains` instead of the email address's domain.
+    pub domain: Option<ClaimPath>,
 }
 
 /// `[access]`.
@@ -222,6 +245,20 @@ pub struct AccessConfig {
     /// refuses them (SSH keys, sudo, su) until they log in through the provider again, for
     /// users oidcd does not refresh (no refresh token, or `[refresh]` off); 0: no limit.
     pub max_login_age_days: u32,
+    /// Compare provider group names in `allowed_groups` and `admin_groups` without regard to
+    /// ASCII case.
+    pub ignore_group_case: bool,
+}
+
+/// How a provider group path (`org/team/sub`) becomes a Unix name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupPath {
+    /// As it is: a `/` makes the name invalid, and the group is skipped (logged).
+    Keep,
+    /// Every `/` becomes `-` (`org/team/sub` is `org-team-sub`); a leading `/` is dropped.
+    Dash,
+    /// The last segment (`org/team/sub` is `sub`).
+    Last,
 }
 
 /// How UIDs are chosen.
@@ -291,6 +328,15 @@ pub struct MappingConfig {
     pub groups_include: Vec<String>,
     /// Glob patterns of provider groups to drop.
     pub groups_exclude: Vec<String>,
+    /// How group paths become names.
+    pub group_path: GroupPath,
+    /// Explicit Unix names of provider groups (Entra object ids, GitLab paths): used as they
+    /// are, before every other group rule.
+    pub group_names: BTreeMap<String, String>,
+    /// Added in front of every user name from this provider.
+    pub user_prefix: String,
+    /// Added after every user name from this provider.
+    pub user_suffix: String,
     /// How UIDs are chosen.
     pub uid_source: UidSource,
     /// UIDs (and user-private GIDs) come from here.
@@ -378,14 +424,15 @@ impl Default for Config {
         Self {
             path: PathBuf::from(oidc_proto::paths::CONFIG_PATH),
             log_level: log::LevelFilter::Info,
-            provider: None,
+            providers: Vec::new(),
             claims: ClaimsConfig {
                 source: ClaimSource::Both,
                 username: ClaimPath("preferred_username".into()),
-                groups: ClaimPath("groups".into()),
+                groups: vec![ClaimPath("groups".into())],
                 uid: None,
                 gecos: ClaimPath("name".into()),
                 email: ClaimPath("email".into()),
+                domain: None,
             },
             access: AccessConfig {
                 allowed_groups: Vec::new(),
@@ -395,6 +442,7 @@ impl Default for Config {
                 admin_local_groups: vec!["sudo".into()],
                 link_by_email: false,
                 max_login_age_days: 7,
+                ignore_group_case: false,
             },
             mapping: MappingConfig {
                 lowercase_names: true,
@@ -403,6 +451,10 @@ impl Default for Config {
                 group_strip_prefixes: Vec::new(),
                 groups_include: Vec::new(),
                 groups_exclude: Vec::new(),
+                group_path: GroupPath::Keep,
+                group_names: BTreeMap::new(),
+                user_prefix: String::new(),
+                user_suffix: String::new(),
                 uid_source: UidSource::Hash,
                 uids: IdRange {
                     min: 1_879_048_192,

@@ -1,7 +1,11 @@
 //! The file as written: every key optional, every value with its place in the file, unknown
 //! keys refused by the parser. [`super::Config::from_toml`] turns this into a checked config.
 
+use std::collections::BTreeMap;
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 pub(crate) type S<T> = Option<Spanned<T>>;
@@ -10,7 +14,7 @@ pub(crate) type S<T> = Option<Spanned<T>>;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
     pub daemon: Option<RawDaemon>,
-    pub provider: Option<Spanned<RawProvider>>,
+    pub provider: Option<Spanned<RawProviders>>,
     pub claims: Option<RawClaims>,
     pub access: Option<RawAccess>,
     pub mapping: Option<RawMapping>,
@@ -26,9 +30,37 @@ pub(crate) struct RawDaemon {
     pub log_level: S<String>,
 }
 
+/// `[provider]` (one table) or `[[provider]]` (an array of tables, several providers).
+#[derive(Debug)]
+pub(crate) enum RawProviders {
+    One(Box<RawProvider>),
+    Many(Vec<Spanned<RawProvider>>),
+}
+
+impl<'de> Deserialize<'de> for RawProviders {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawProviders;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a [provider] table or [[provider]] tables")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawProvider::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|p| RawProviders::One(Box::new(p)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(RawProviders::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProvider {
+    pub id: S<String>,
     pub issuer: S<String>,
     pub client_id: S<String>,
     pub client_secret: S<String>,
@@ -38,6 +70,29 @@ pub(crate) struct RawProvider {
     pub ca_file: S<String>,
     pub insecure_http_issuer: S<bool>,
     pub offline_access: S<bool>,
+    /// This provider's own `[provider.claims]`, over `[claims]`.
+    pub claims: Option<RawClaims>,
+    /// `[provider.access]`, over `[access]`.
+    pub access: Option<RawAccess>,
+    /// `[provider.mapping]`, over `[mapping]`.
+    pub mapping: Option<RawMapping>,
+}
+
+/// A string, or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,10 +100,11 @@ pub(crate) struct RawProvider {
 pub(crate) struct RawClaims {
     pub source: S<String>,
     pub username_claim: S<String>,
-    pub groups_claim: S<String>,
+    pub groups_claim: S<OneOrMany>,
     pub uid_claim: S<String>,
     pub gecos_claim: S<String>,
     pub email_claim: S<String>,
+    pub domain_claim: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +117,7 @@ pub(crate) struct RawAccess {
     pub admin_local_groups: S<Vec<String>>,
     pub link_by_email: S<bool>,
     pub max_login_age_days: S<i64>,
+    pub ignore_group_case: S<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +129,10 @@ pub(crate) struct RawMapping {
     pub group_strip_prefixes: S<Vec<String>>,
     pub groups_include: S<Vec<String>>,
     pub groups_exclude: S<Vec<String>>,
+    pub group_path: S<String>,
+    pub group_names: S<BTreeMap<String, String>>,
+    pub user_prefix: S<String>,
+    pub user_suffix: S<String>,
     pub uid_source: S<String>,
     pub uid_min: S<i64>,
     pub uid_max: S<i64>,

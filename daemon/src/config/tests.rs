@@ -130,19 +130,24 @@ fn shipped_defaults_uncommented_are_the_defaults() {
     assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
     assert!(c.notices[0].starts_with("login.max_provisional_per_minute is no longer used"));
     c.notices.clear();
-    let p = c.provider.clone().unwrap();
+    let p = c.providers[0].clone();
     assert_eq!(p.issuer, ISSUER);
     assert_eq!(p.client_auth, None);
     assert_eq!(p.scopes, ["openid", "profile", "email", "groups"]);
     assert!(!p.insecure_http_issuer);
     assert_eq!(c.claims.uid, Some(ClaimPath("uid_number".into())));
+    let claims = ClaimsConfig {
+        uid: Some(ClaimPath("uid_number".into())),
+        domain: Some(ClaimPath("hd".into())),
+        ..Config::default().claims
+    };
     let expected = Config {
         path: path(),
-        provider: Some(p),
-        claims: ClaimsConfig {
-            uid: Some(ClaimPath("uid_number".into())),
-            ..Config::default().claims
-        },
+        providers: vec![ProviderConfig {
+            claims: claims.clone(),
+            ..p
+        }],
+        claims,
         ..Config::default()
     };
     assert_eq!(c, expected);
@@ -152,9 +157,9 @@ fn shipped_defaults_uncommented_are_the_defaults() {
 #[test]
 fn shipped_examples_parse() {
     let kc = parse(&shipped_example("keycloak")).unwrap();
-    assert_eq!(kc.claims.groups, ClaimPath("realm_access.roles".into()));
+    assert_eq!(kc.claims.groups, [ClaimPath("realm_access.roles".into())]);
     assert_eq!(kc.access.admin_groups, ["linux-admins"]);
-    assert_eq!(kc.provider.unwrap().client_auth, None);
+    assert_eq!(kc.providers[0].client_auth, None);
 
     let gl = parse(&shipped_example("gitlab")).unwrap();
     assert_eq!(gl.claims.source, ClaimSource::Both);
@@ -163,10 +168,7 @@ fn shipped_examples_parse() {
     let entra = parse(&shipped_example("entra")).unwrap();
     assert_eq!(entra.claims.source, ClaimSource::IdToken);
     assert_eq!(entra.mapping.strip_suffixes, ["@example.com"]);
-    assert_eq!(
-        entra.provider.unwrap().scopes,
-        ["openid", "profile", "email"]
-    );
+    assert_eq!(entra.providers[0].scopes, ["openid", "profile", "email"]);
 }
 
 // ---- A complete file ----
@@ -194,10 +196,11 @@ offline_access = false
 [claims]
 source = "userinfo"
 username_claim = "email"
-groups_claim = "realm_access.roles"
+groups_claim = ["realm_access.roles", "groups"]
 uid_claim = "uidNumber"
 gecos_claim = "given_name"
 email_claim = "mail"
+domain_claim = "hd"
 
 [access]
 allowed_groups = ["staff"]
@@ -207,6 +210,7 @@ admin_groups = ["ops"]
 admin_local_groups = ["wheel", "adm"]
 link_by_email = true
 max_login_age_days = 30
+ignore_group_case = true
 
 [mapping]
 lowercase_names = false
@@ -215,6 +219,9 @@ group_prefix = "oidc-"
 group_strip_prefixes = ["/"]
 groups_include = ["team-*"]
 groups_exclude = ["team-old-*"]
+group_path = "last"
+group_names = {{ "1234-abcd" = "ops" }}
+user_suffix = "-x"
 uid_source = "claim"
 uid_min = 100000
 uid_max = 199999
@@ -264,10 +271,59 @@ lockout = 60
         ca = ca.display()
     );
     let c = parse(&text).unwrap();
+    let claims = ClaimsConfig {
+        source: ClaimSource::Userinfo,
+        username: ClaimPath("email".into()),
+        groups: vec![
+            ClaimPath("realm_access.roles".into()),
+            ClaimPath("groups".into()),
+        ],
+        uid: Some(ClaimPath("uidNumber".into())),
+        gecos: ClaimPath("given_name".into()),
+        email: ClaimPath("mail".into()),
+        domain: Some(ClaimPath("hd".into())),
+    };
+    let access = AccessConfig {
+        allowed_groups: vec!["staff".into()],
+        allowed_email_domains: vec!["example.com".into()],
+        require_email_verified: true,
+        admin_groups: vec!["ops".into()],
+        admin_local_groups: vec!["wheel".into(), "adm".into()],
+        link_by_email: true,
+        max_login_age_days: 30,
+        ignore_group_case: true,
+    };
+    let mapping = MappingConfig {
+        lowercase_names: false,
+        strip_suffixes: vec!["@example.com".into()],
+        group_prefix: "oidc-".into(),
+        group_strip_prefixes: vec!["/".into()],
+        groups_include: vec!["team-*".into()],
+        groups_exclude: vec!["team-old-*".into()],
+        group_path: GroupPath::Last,
+        group_names: [("1234-abcd".to_string(), "ops".to_string())]
+            .into_iter()
+            .collect(),
+        user_prefix: String::new(),
+        user_suffix: "-x".into(),
+        uid_source: UidSource::Claim,
+        uids: IdRange {
+            min: 100_000,
+            max: 199_999,
+        },
+        gids: IdRange {
+            min: 200_000,
+            max: 299_999,
+        },
+        home: "/srv/home/{uid}/{username}".into(),
+        shell: "/bin/zsh".into(),
+        allow_names: vec!["admin".into()],
+    };
     let expected = Config {
         path: path(),
         log_level: log::LevelFilter::Debug,
-        provider: Some(ProviderConfig {
+        providers: vec![ProviderConfig {
+            id: "default".into(),
             issuer: "http://127.0.0.1:9400".into(),
             client_id: "host-1".into(),
             client_secret: Some(Secret("s3cret".into())),
@@ -276,44 +332,13 @@ lockout = 60
             ca_file: Some(ca),
             insecure_http_issuer: true,
             offline_access: false,
-        }),
-        claims: ClaimsConfig {
-            source: ClaimSource::Userinfo,
-            username: ClaimPath("email".into()),
-            groups: ClaimPath("realm_access.roles".into()),
-            uid: Some(ClaimPath("uidNumber".into())),
-            gecos: ClaimPath("given_name".into()),
-            email: ClaimPath("mail".into()),
-        },
-        access: AccessConfig {
-            allowed_groups: vec!["staff".into()],
-            allowed_email_domains: vec!["example.com".into()],
-            require_email_verified: true,
-            admin_groups: vec!["ops".into()],
-            admin_local_groups: vec!["wheel".into(), "adm".into()],
-            link_by_email: true,
-            max_login_age_days: 30,
-        },
-        mapping: MappingConfig {
-            lowercase_names: false,
-            strip_suffixes: vec!["@example.com".into()],
-            group_prefix: "oidc-".into(),
-            group_strip_prefixes: vec!["/".into()],
-            groups_include: vec!["team-*".into()],
-            groups_exclude: vec!["team-old-*".into()],
-            uid_source: UidSource::Claim,
-            uids: IdRange {
-                min: 100_000,
-                max: 199_999,
-            },
-            gids: IdRange {
-                min: 200_000,
-                max: 299_999,
-            },
-            home: "/srv/home/{uid}/{username}".into(),
-            shell: "/bin/zsh".into(),
-            allow_names: vec!["admin".into()],
-        },
+            claims: claims.clone(),
+            access: access.clone(),
+            mapping: mapping.clone(),
+        }],
+        claims,
+        access,
+        mapping,
         cache: CacheConfig {
             positive_ttl: Duration::from_secs(60),
             negative_ttl: Duration::ZERO,
@@ -365,7 +390,7 @@ lockout = 60
 #[test]
 fn empty_file_is_default() {
     let c = parse("").unwrap();
-    assert_eq!(c.provider, None);
+    assert!(c.providers.is_empty());
     assert_eq!(
         c,
         Config {
@@ -382,7 +407,13 @@ fn secret_is_redacted_in_debug() {
     let shown = format!("{c:?}");
     assert!(!shown.contains("hunter2-secret"), "{shown}");
     assert_eq!(
-        c.provider.unwrap().client_secret.unwrap().expose(),
+        c.providers
+            .into_iter()
+            .next()
+            .unwrap()
+            .client_secret
+            .unwrap()
+            .expose(),
         "hunter2-secret"
     );
 }
@@ -527,7 +558,7 @@ fn secret_file_is_read() {
         f.display()
     )))
     .unwrap();
-    let p = c.provider.unwrap();
+    let p = c.providers.into_iter().next().unwrap();
     assert_eq!(p.client_secret.unwrap().expose(), "s3cret");
     assert_eq!(p.client_auth, None);
 }
@@ -581,7 +612,10 @@ fn client_auth_needs_a_secret() {
     one_error(&provider("client_auth = \"post\""), "provider.client_auth");
     one_error(&provider("client_auth = \"jwt\""), "provider.client_auth");
     let c = parse(&provider("client_auth = \"none\"")).unwrap();
-    assert_eq!(c.provider.unwrap().client_auth, Some(ClientAuth::None));
+    assert_eq!(
+        c.providers.into_iter().next().unwrap().client_auth,
+        Some(ClientAuth::None)
+    );
 }
 
 /// Without client_auth, the method follows the provider's list: none without a secret; with
@@ -635,7 +669,7 @@ fn http_issuer_needs_the_insecure_flag() {
             "[provider]\nissuer = \"http://{host}\"\nclient_id = \"c\"\ninsecure_http_issuer = true\n"
         );
         let c = parse(&ok).unwrap_or_else(|e| panic!("{host}: {e}"));
-        assert!(c.provider.unwrap().insecure_http_issuer);
+        assert!(c.providers.into_iter().next().unwrap().insecure_http_issuer);
     }
 }
 
@@ -697,7 +731,7 @@ fn claim_settings() {
     );
     one_error("[claims]\nusername_claim = \"\"\n", "claims.username_claim");
     let c = parse("[claims]\ngroups_claim = \"https://example.com/claims/groups\"\n").unwrap();
-    assert_eq!(c.claims.groups.0, "https://example.com/claims/groups");
+    assert_eq!(c.claims.groups[0].0, "https://example.com/claims/groups");
 }
 
 // ---- [access] ----
@@ -967,4 +1001,45 @@ fn wrong_type_in_multiline_list_names_key() {
     let text = "[login]\nssh_programs = [\n    \"/usr/sbin/sshd\",\n    42,\n]\n";
     let e = one_error(text, "login.ssh_programs");
     assert_eq!(e.line, Some(4), "{e}");
+}
+
+// ---- provider quirks ----
+
+/// `groups_claim` takes one claim or a list; `group_path` and `group_names` are checked.
+#[test]
+fn group_rules() {
+    let c = parse("[claims]\ngroups_claim = [\"groups\", \"realm_access.roles\"]\n").unwrap();
+    assert_eq!(
+        c.claims.groups,
+        [
+            ClaimPath("groups".into()),
+            ClaimPath("realm_access.roles".into())
+        ]
+    );
+    one_error("[claims]\ngroups_claim = []\n", "claims.groups_claim");
+    one_error("[mapping]\ngroup_path = \"slash\"\n", "mapping.group_path");
+    let e = one_error(
+        "[mapping]\ngroup_names = { \"a\" = \"ops\", \"b\" = \"ops\" }\n",
+        "mapping.group_names",
+    );
+    assert!(e.message.contains("both map to"), "{e}");
+    one_error(
+        "[mapping]\ngroup_names = { \"a\" = \"Not A Name\" }\n",
+        "mapping.group_names",
+    );
+    one_error("[mapping]\nuser_suffix = \"@x\"\n", "mapping.user_suffix");
+    one_error("[mapping]\nuser_prefix = \"1\"\n", "mapping.user_prefix");
+}
+
+/// `allowed_email_domains = ["*"]` is refused with the way to allow any domain (leave it
+/// empty), not read as a domain named "*".
+#[test]
+fn star_is_not_an_email_domain() {
+    for list in ["[\"*\"]", "[\"*.example.com\"]"] {
+        let e = one_error(
+            &format!("[access]\nallowed_email_domains = {list}\n"),
+            "access.allowed_email_domains",
+        );
+        assert!(e.message.contains("leave it empty"), "{e}");
+    }
 }

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use std::collections::BTreeMap;
+
 use super::error::Reporter;
-use super::raw::{RawConfig, S};
+use super::raw::{RawAccess, RawClaims, RawConfig, RawMapping, RawProvider, RawProviders, S};
 use super::*;
 use crate::identity::names;
 
@@ -30,14 +32,21 @@ impl Validator<'_, '_> {
     /// Checks every section of `raw` into `c`.
     pub(super) fn check(&mut self, raw: &RawConfig, c: &mut Config) {
         self.daemon(raw, c);
-        self.provider(raw, c);
-        self.claims(raw, c);
-        self.access(raw, c);
-        self.mapping(raw, c);
+        if let Some(cl) = &raw.claims {
+            self.claims(cl, &mut c.claims);
+        }
+        if let Some(a) = &raw.access {
+            self.access(a, &mut c.access);
+        }
+        if let Some(m) = &raw.mapping {
+            self.mapping(m, &mut c.mapping);
+            self.uid_source_needs_claim(&c.mapping, &c.claims, span(&m.uid_source));
+        }
         self.cache(raw, c);
         self.login(raw, c);
         self.refresh(raw, c);
         self.offline(raw, c);
+        self.providers(raw, c);
     }
 
     fn daemon(&mut self, raw: &RawConfig, c: &mut Config) {
@@ -58,10 +67,57 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn provider(&mut self, raw: &RawConfig, c: &mut Config) {
+    /// `[provider]` or every `[[provider]]`, then what they must not share.
+    fn providers(&mut self, raw: &RawConfig, c: &mut Config) {
         let Some(p) = &raw.provider else { return };
-        let section = p.span();
-        let p = p.get_ref();
+        let list: Vec<(&RawProvider, Range<usize>)> = match p.get_ref() {
+            RawProviders::One(one) => vec![(one.as_ref(), p.span())],
+            RawProviders::Many(v) => v.iter().map(|s| (s.get_ref(), s.span())).collect(),
+        };
+        let several = list.len() > 1;
+        for (raw_p, section) in list {
+            if let Some(pc) = self.provider(raw_p, section, c, several) {
+                c.providers.push(pc);
+            }
+        }
+        self.providers_apart(&c.providers, p.span());
+    }
+
+    /// One provider: its client, and its own claims, access and mapping over the host's.
+    fn provider(
+        &mut self,
+        p: &RawProvider,
+        section: Range<usize>,
+        c: &Config,
+        several: bool,
+    ) -> Option<ProviderConfig> {
+        let id = match &p.id {
+            Some(id) => {
+                let ok = !id.get_ref().is_empty()
+                    && id.get_ref().len() <= 32
+                    && id.get_ref().bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    });
+                if !ok {
+                    self.r.at(
+                        Some(id.span()),
+                        "provider.id",
+                        "must be 1 to 32 of a-z, 0-9, - and _",
+                    );
+                }
+                id.get_ref().clone()
+            }
+            None if several => {
+                self.r.at(
+                    Some(section.clone()),
+                    "provider.id",
+                    "is required when there are several [[provider]] sections (a short name such \
+                     as \"staff\", shown in logs and by oidcctl)",
+                );
+                String::new()
+            }
+            None => DEFAULT_PROVIDER_ID.to_string(),
+        };
         let issuer = self.required(&p.issuer, section.clone(), "provider.issuer");
         let client_id = self.required(&p.client_id, section.clone(), "provider.client_id");
         let insecure = p
@@ -173,17 +229,113 @@ impl Validator<'_, '_> {
             }
             Some(path)
         });
-        if let (Some(issuer), Some(client_id)) = (issuer, client_id) {
-            c.provider = Some(ProviderConfig {
-                issuer,
-                client_id,
-                client_secret: secret,
-                client_auth,
-                scopes,
-                ca_file,
-                insecure_http_issuer: insecure,
-                offline_access: p.offline_access.as_ref().is_none_or(|v| *v.get_ref()),
-            });
+        let (mut claims, mut access, mut mapping) =
+            (c.claims.clone(), c.access.clone(), c.mapping.clone());
+        self.r.key_prefix = "provider.";
+        if let Some(cl) = &p.claims {
+            self.claims(cl, &mut claims);
+        }
+        if let Some(a) = &p.access {
+            self.host_wide(&a.admin_local_groups, "access.admin_local_groups");
+            self.host_wide(&a.link_by_email, "access.link_by_email");
+            self.access(a, &mut access);
+        }
+        if let Some(m) = &p.mapping {
+            for (v, key) in [
+                (&m.uid_min, "mapping.uid_min"),
+                (&m.uid_max, "mapping.uid_max"),
+                (&m.gid_min, "mapping.gid_min"),
+                (&m.gid_max, "mapping.gid_max"),
+            ] {
+                self.host_wide(v, key);
+            }
+            self.host_wide(&m.allow_names, "mapping.allow_names");
+            self.mapping(m, &mut mapping);
+        }
+        if p.mapping.is_some() || p.claims.is_some() {
+            let at = p.mapping.as_ref().and_then(|m| span(&m.uid_source));
+            self.uid_source_needs_claim(&mapping, &claims, at.or(Some(section.clone())));
+        }
+        self.r.key_prefix = "";
+        Some(ProviderConfig {
+            id,
+            issuer: issuer?,
+            client_id: client_id?,
+            client_secret: secret,
+            client_auth,
+            scopes,
+            ca_file,
+            insecure_http_issuer: insecure,
+            offline_access: p.offline_access.as_ref().is_none_or(|v| *v.get_ref()),
+            claims,
+            access,
+            mapping,
+        })
+    }
+
+    /// A key that applies to the whole host, set in a provider's own section.
+    fn host_wide<T>(&mut self, v: &S<T>, key: &str) {
+        if let Some(v) = v {
+            let section = key.split('.').next().unwrap_or(key);
+            self.r.at(
+                Some(v.span()),
+                key,
+                format!("applies to the whole host: set it in [{section}], not per provider"),
+            );
+        }
+    }
+
+    /// Providers must not share an id or an issuer, and a user name must say which provider it
+    /// belongs to: at most one provider has neither `mapping.user_prefix` nor `user_suffix`, and
+    /// no two have the same pair.
+    fn providers_apart(&mut self, providers: &[ProviderConfig], at: Range<usize>) {
+        for (i, p) in providers.iter().enumerate() {
+            for q in providers.iter().skip(i + 1) {
+                if !p.id.is_empty() && p.id == q.id {
+                    self.r.at(
+                        Some(at.clone()),
+                        "provider.id",
+                        format!("{:?} names two providers", p.id),
+                    );
+                }
+                if p.issuer == q.issuer {
+                    self.r.at(
+                        Some(at.clone()),
+                        "provider.issuer",
+                        format!(
+                            "{} is configured twice (providers {:?} and {:?}): users are keyed \
+                             by issuer and subject, so one issuer is one provider",
+                            p.issuer, p.id, q.id
+                        ),
+                    );
+                }
+                if p.affixes() == q.affixes() {
+                    self.r.at(
+                        Some(at.clone()),
+                        "provider.mapping.user_suffix",
+                        format!(
+                            "providers {:?} and {:?} both serve names like {}: give one of them \
+                             its own mapping.user_prefix or user_suffix in [provider.mapping], \
+                             so that a user name says which provider it belongs to",
+                            p.id,
+                            q.id,
+                            p.name_pattern()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn uid_source_needs_claim(
+        &mut self,
+        m: &MappingConfig,
+        cl: &ClaimsConfig,
+        at: Option<Range<usize>>,
+    ) {
+        if m.uid_source == UidSource::Claim && cl.uid.is_none() {
+            self.r
+                .at(at, "mapping.uid_source", "\"claim\" needs claims.uid_claim");
         }
     }
 
@@ -282,10 +434,9 @@ impl Validator<'_, '_> {
         }
     }
 
-    fn claims(&mut self, raw: &RawConfig, c: &mut Config) {
-        let Some(cl) = &raw.claims else { return };
+    fn claims(&mut self, cl: &RawClaims, out: &mut ClaimsConfig) {
         if let Some(s) = &cl.source {
-            c.claims.source = match s.get_ref().as_str() {
+            out.source = match s.get_ref().as_str() {
                 "id_token" => ClaimSource::IdToken,
                 "userinfo" => ClaimSource::Userinfo,
                 "both" => ClaimSource::Both,
@@ -301,7 +452,7 @@ impl Validator<'_, '_> {
         }
         let mut path = |v: &S<String>, key: &str, slot: &mut ClaimPath| {
             if let Some(v) = v {
-                if let Some(p) = self.claim_path(v, key) {
+                if let Some(p) = self.claim_path(v.get_ref(), v.span(), key) {
                     *slot = p;
                 }
             }
@@ -309,44 +460,60 @@ impl Validator<'_, '_> {
         path(
             &cl.username_claim,
             "claims.username_claim",
-            &mut c.claims.username,
+            &mut out.username,
         );
-        path(
-            &cl.groups_claim,
-            "claims.groups_claim",
-            &mut c.claims.groups,
-        );
-        path(&cl.gecos_claim, "claims.gecos_claim", &mut c.claims.gecos);
-        path(&cl.email_claim, "claims.email_claim", &mut c.claims.email);
+        path(&cl.gecos_claim, "claims.gecos_claim", &mut out.gecos);
+        path(&cl.email_claim, "claims.email_claim", &mut out.email);
+        if let Some(v) = &cl.groups_claim {
+            let list = v.get_ref().to_vec();
+            if list.is_empty() {
+                self.r.at(
+                    Some(v.span()),
+                    "claims.groups_claim",
+                    "name at least one claim (a claim that is absent gives no groups)",
+                );
+            }
+            out.groups = list
+                .iter()
+                .filter_map(|g| self.claim_path(g, v.span(), "claims.groups_claim"))
+                .collect();
+        }
         if let Some(v) = &cl.uid_claim {
-            c.claims.uid = self.claim_path(v, "claims.uid_claim");
+            out.uid = self.claim_path(v.get_ref(), v.span(), "claims.uid_claim");
+        }
+        if let Some(v) = &cl.domain_claim {
+            out.domain = self.claim_path(v.get_ref(), v.span(), "claims.domain_claim");
         }
     }
 
-    fn claim_path(&mut self, v: &Spanned<String>, key: &str) -> Option<ClaimPath> {
-        let s = v.get_ref();
+    fn claim_path(&mut self, s: &str, at: Range<usize>, key: &str) -> Option<ClaimPath> {
         if s.is_empty() || s.split('.').any(str::is_empty) && !s.contains("://") {
             self.r
-                .at(Some(v.span()), key, format!("invalid claim path {s:?}"));
+                .at(Some(at), key, format!("invalid claim path {s:?}"));
             return None;
         }
-        Some(ClaimPath(s.clone()))
+        Some(ClaimPath(s.to_string()))
     }
 
-    fn access(&mut self, raw: &RawConfig, c: &mut Config) {
-        let Some(a) = &raw.access else { return };
+    fn access(&mut self, a: &RawAccess, out: &mut AccessConfig) {
         let list = |v: &S<Vec<String>>| v.as_ref().map(|v| v.get_ref().clone());
         if let Some(v) = list(&a.allowed_groups) {
-            c.access.allowed_groups = v;
+            out.allowed_groups = v;
         }
         if let Some(v) = &a.allowed_email_domains {
-            c.access.allowed_email_domains = v
+            out.allowed_email_domains = v
                 .get_ref()
                 .iter()
                 .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
                 .collect();
-            if let Some(bad) = c
-                .access
+            if out.allowed_email_domains.iter().any(|d| d.contains('*')) {
+                self.r.at(
+                    Some(v.span()),
+                    "access.allowed_email_domains",
+                    "lists domains, not patterns: leave it empty (the default) to allow any \
+                     domain, or list each domain (a subdomain is a domain of its own)",
+                );
+            } else if let Some(bad) = out
                 .allowed_email_domains
                 .iter()
                 .find(|d| d.is_empty() || d.contains('@'))
@@ -359,13 +526,13 @@ impl Validator<'_, '_> {
             }
         }
         if let Some(v) = &a.require_email_verified {
-            c.access.require_email_verified = *v.get_ref();
+            out.require_email_verified = *v.get_ref();
         }
         if let Some(v) = list(&a.admin_groups) {
-            c.access.admin_groups = v;
+            out.admin_groups = v;
         }
         if let Some(v) = &a.admin_local_groups {
-            c.access.admin_local_groups = v.get_ref().clone();
+            out.admin_local_groups = v.get_ref().clone();
             if let Some(bad) = v.get_ref().iter().find(|g| !names::is_valid_name(g, false)) {
                 self.r.at(
                     Some(v.span()),
@@ -374,7 +541,7 @@ impl Validator<'_, '_> {
                 );
             }
         }
-        if !c.access.admin_groups.is_empty() && c.access.admin_local_groups.is_empty() {
+        if !out.admin_groups.is_empty() && out.admin_local_groups.is_empty() {
             self.r.at(
                 span(&a.admin_groups),
                 "access.admin_local_groups",
@@ -383,20 +550,21 @@ impl Validator<'_, '_> {
             );
         }
         if let Some(v) = &a.link_by_email {
-            c.access.link_by_email = *v.get_ref();
+            out.link_by_email = *v.get_ref();
         }
         self.count(
             &a.max_login_age_days,
             "access.max_login_age_days",
             0,
             36_500,
-            &mut c.access.max_login_age_days,
+            &mut out.max_login_age_days,
         );
+        if let Some(v) = &a.ignore_group_case {
+            out.ignore_group_case = *v.get_ref();
+        }
     }
 
-    fn mapping(&mut self, raw: &RawConfig, c: &mut Config) {
-        let Some(m) = &raw.mapping else { return };
-        let mc = &mut c.mapping;
+    fn mapping(&mut self, m: &RawMapping, mc: &mut MappingConfig) {
         if let Some(v) = &m.lowercase_names {
             mc.lowercase_names = *v.get_ref();
         }
@@ -430,6 +598,7 @@ impl Validator<'_, '_> {
         if let Some(v) = &m.groups_exclude {
             mc.groups_exclude = v.get_ref().clone();
         }
+        self.group_rules(m, mc);
         if let Some(v) = &m.uid_source {
             mc.uid_source = match v.get_ref().as_str() {
                 "hash" => UidSource::Hash,
@@ -443,13 +612,6 @@ impl Validator<'_, '_> {
                     UidSource::Hash
                 }
             };
-        }
-        if mc.uid_source == UidSource::Claim && c.claims.uid.is_none() {
-            self.r.at(
-                span(&m.uid_source),
-                "mapping.uid_source",
-                "\"claim\" needs claims.uid_claim",
-            );
         }
         let uids = self.range(&m.uid_min, &m.uid_max, "uid", mc.uids);
         let gids = self.range(&m.gid_min, &m.gid_max, "gid", mc.gids);
@@ -509,6 +671,69 @@ impl Validator<'_, '_> {
                     "root can never be served by oidcd",
                 );
             }
+        }
+    }
+
+    /// `group_path`, `group_names`, `user_prefix`, `user_suffix`.
+    fn group_rules(&mut self, m: &RawMapping, mc: &mut MappingConfig) {
+        if let Some(v) = &m.group_path {
+            mc.group_path = match v.get_ref().as_str() {
+                "keep" => GroupPath::Keep,
+                "dash" => GroupPath::Dash,
+                "last" => GroupPath::Last,
+                other => {
+                    self.r.at(
+                        Some(v.span()),
+                        "mapping.group_path",
+                        format!(
+                            "unknown rule {other:?}: expected keep, dash or last (default keep)"
+                        ),
+                    );
+                    GroupPath::Keep
+                }
+            };
+        }
+        if let Some(v) = &m.group_names {
+            let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+            for (from, to) in v.get_ref() {
+                if !names::is_valid_name(to, !mc.lowercase_names) {
+                    self.r.at(
+                        Some(v.span()),
+                        "mapping.group_names",
+                        format!("{from:?} = {to:?}: {to:?} is not a valid group name"),
+                    );
+                }
+                if let Some(other) = seen.insert(to, from) {
+                    self.r.at(
+                        Some(v.span()),
+                        "mapping.group_names",
+                        format!("{other:?} and {from:?} both map to {to:?}: one name, one group"),
+                    );
+                }
+            }
+            mc.group_names = v.get_ref().clone();
+        }
+        if let Some(v) = &m.user_prefix {
+            if !v.get_ref().is_empty() && !names::is_valid_name(&format!("{}x", v.get_ref()), true)
+            {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.user_prefix",
+                    "would make invalid user names (a letter or _, then letters, digits, _ . -)",
+                );
+            }
+            mc.user_prefix = v.get_ref().clone();
+        }
+        if let Some(v) = &m.user_suffix {
+            if !v.get_ref().is_empty() && !names::is_valid_name(&format!("x{}", v.get_ref()), true)
+            {
+                self.r.at(
+                    Some(v.span()),
+                    "mapping.user_suffix",
+                    "would make invalid user names (letters, digits, _ . -, not ending in .)",
+                );
+            }
+            mc.user_suffix = v.get_ref().clone();
         }
     }
 

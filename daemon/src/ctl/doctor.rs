@@ -248,21 +248,30 @@ fn check_config(r: &mut Report, path: &Path) -> Option<Config> {
         }
     };
     r.ok(C, format!("{shown} is valid"));
-    match &config.provider {
-        None => r.error(
+    if config.providers.is_empty() {
+        r.error(
             C,
             "no [provider] configured: lookups work, but nobody can log in",
             format!(
                 "uncomment [provider] in {shown} and set issuer and client_id, then \
                  systemctl restart oidcd"
             ),
-        ),
-        Some(p) if p.insecure_http_issuer => r.warn(
+        );
+    }
+    for p in config.providers.iter().filter(|p| p.insecure_http_issuer) {
+        r.warn(
             C,
             format!("insecure_http_issuer is set: plain HTTP to {}", p.issuer),
             "only for a test provider on this host; use an https:// issuer in production",
-        ),
-        Some(_) => {}
+        );
+    }
+    if config.providers.len() > 1 {
+        let names: Vec<String> = config
+            .providers
+            .iter()
+            .map(|p| format!("{} ({}, names {})", p.id, p.issuer, p.name_pattern()))
+            .collect();
+        r.ok(C, format!("providers: {}", names.join("; ")));
     }
     Some(config)
 }

@@ -73,8 +73,9 @@ enum Command {
     /// Pre-provision users (like useradd) or pin another host's UID/GID map.
     ///
     /// FILE is either a JSON array of claim sets, each exactly as the configured provider would
-    /// send them in an ID token or userinfo (`sub` required; the issuer is the configured
-    /// one), or a map written by `oidcctl export`. Each user goes through the same mapping,
+    /// send them in an ID token or userinfo (`sub` required; the provider is the one whose
+    /// issuer the entries' `iss` names, all the same, else the first configured), or a map
+    /// written by `oidcctl export` (for the provider of its issuer). Each user goes through the same mapping,
     /// protection and access rules as a login. A bad entry is reported with its index and none
     /// of the file is applied. Use `-` for standard input.
     Import {
@@ -83,7 +84,12 @@ enum Command {
     },
     /// Print the UID/GID map (JSON), so other hosts can `oidcctl import` it and give the same
     /// people the same IDs whatever order they log in.
-    Export,
+    Export {
+        /// The provider (its id or issuer) whose users to export; default: the first in the
+        /// configuration.
+        #[arg(long, value_name = "ID")]
+        provider: Option<String>,
+    },
     /// Let an existing local account (in /etc/passwd) log in with the device flow as one
     /// provider identity (migration from local passwords). NSS keeps serving the account from
     /// /etc/passwd; only that identity (its `sub` at the configured issuer) can approve its
@@ -91,9 +97,12 @@ enum Command {
     Link {
         /// The local account.
         local_name: String,
-        /// The identity's subject (`sub` claim) at the configured issuer.
+        /// The identity's subject (`sub` claim) at the provider's issuer.
         #[arg(long)]
         sub: String,
+        /// The provider (its id or issuer); default: the first in the configuration.
+        #[arg(long, value_name = "ID")]
+        provider: Option<String>,
     },
     /// Remove the link of a local account.
     Unlink {
@@ -215,10 +224,17 @@ fn run(args: &Args) -> u8 {
         Command::Group(GroupCmd::List) => Request::AdminGroupList,
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,
-        Command::Export => Request::AdminExport,
-        Command::Link { local_name, sub } => Request::AdminLink {
+        Command::Export { provider } => Request::AdminExport {
+            provider: provider.clone(),
+        },
+        Command::Link {
+            local_name,
+            sub,
+            provider,
+        } => Request::AdminLink {
             local_name: local_name.clone(),
             sub: sub.clone(),
+            provider: provider.clone(),
         },
         Command::Unlink { local_name } => Request::AdminUnlink {
             local_name: local_name.clone(),
@@ -328,7 +344,7 @@ fn config_check(args: &Args) -> u8 {
                 );
             } else {
                 println!("{}: ok", c.path.display());
-                if c.provider.is_none() {
+                if c.providers.is_empty() {
                     println!(
                         "note: no [provider] configured: known users still resolve; imports and logins need it"
                     );

@@ -41,6 +41,24 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
             writeln!(out, "uptime:         {}", duration(s.uptime_secs))?;
             writeln!(out, "configuration:  {}", s.config_path)?;
             match (&s.issuer, &s.client_id) {
+                _ if s.providers.len() > 1 => {
+                    for (i, p) in s.providers.iter().enumerate() {
+                        let label = if i == 0 { "providers:" } else { "" };
+                        writeln!(
+                            out,
+                            "{label:<16}{}: {} (client {}, names {}, {} user(s)){}",
+                            p.id,
+                            p.issuer,
+                            p.client_id,
+                            p.names,
+                            p.users,
+                            p.error
+                                .as_deref()
+                                .map(|e| format!(" UNUSABLE: {e}"))
+                                .unwrap_or_default()
+                        )?;
+                    }
+                }
                 (Some(i), Some(c)) => writeln!(out, "provider:       {i} (client {c})")?,
                 _ => writeln!(out, "provider:       not configured (logins disabled)")?,
             }

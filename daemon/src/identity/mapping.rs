@@ -7,8 +7,9 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::{ClaimPath, Config, UidSource};
+use crate::identity::groups::{self, ClaimedGroups};
 use crate::identity::local::LocalAccounts;
-use crate::identity::names::{self, glob_match};
+use crate::identity::names;
 
 /// Most entries accepted in a groups claim before any filtering (a bound on work).
 pub const MAX_RAW_GROUPS: usize = 10_000;
@@ -84,6 +85,13 @@ pub enum Refusal {
         /// The address (or "none").
         email: String,
     },
+    /// `claims.domain_claim` absent or not in `access.allowed_email_domains`.
+    DomainClaim {
+        /// The claim.
+        claim: String,
+        /// Its value, if any.
+        value: Option<String>,
+    },
     /// `access.require_email_verified` and the email is not verified.
     EmailNotVerified,
     /// The user name comes from the email address (`claims.username_claim` is the email
@@ -91,6 +99,11 @@ pub enum Refusal {
     NameFromUnverifiedEmail {
         /// The address.
         email: String,
+    },
+    /// `access.allowed_groups` is set and the provider did not send the groups (an overage).
+    GroupsUnknown {
+        /// What the provider sent instead.
+        why: String,
     },
     /// The host's account files could not be read, so no new name can be checked.
     LocalFilesUnreadable(String),
@@ -120,6 +133,17 @@ impl fmt::Display for Refusal {
                     "email {email:?} is not in a domain listed in access.allowed_email_domains"
                 )
             }
+            Self::DomainClaim { claim, value } => match value {
+                Some(v) => write!(
+                    f,
+                    "domain {v:?} (claim {claim:?}) is not listed in access.allowed_email_domains"
+                ),
+                None => write!(
+                    f,
+                    "no {claim:?} claim (claims.domain_claim), so no domain listed in \
+                     access.allowed_email_domains (a personal account has none)"
+                ),
+            },
             Self::EmailNotVerified => f.write_str(
                 "email address not verified by the provider (access.require_email_verified)",
             ),
@@ -127,6 +151,12 @@ impl fmt::Display for Refusal {
                 f,
                 "the user name would come from the email address {email:?}, which the provider \
                  has not verified (email_verified is not true)"
+            ),
+            Self::GroupsUnknown { why } => write!(
+                f,
+                "the user's groups are unknown and access.allowed_groups is set: {why}; \
+                 have the provider send fewer groups (Entra ID: a group filter or app roles in \
+                 the app registration)"
             ),
             Self::LocalFilesUnreadable(e) => {
                 write!(f, "cannot read /etc/passwd or /etc/group: {e}")
@@ -170,11 +200,25 @@ pub fn map_claims(
         _ => None,
     };
 
-    let raw_groups = group_claim(claims, &cfg.claims.groups)?;
-    gates(&raw_groups, email.as_deref(), email_verified, cfg)?;
+    let groups = groups::claimed(claims, cfg)?;
+    let email_domain = domain(claims, cfg, email.as_deref())?;
+    gates(&groups, email_domain, email.as_deref(), email_verified, cfg)?;
     let access = &cfg.access;
-    let is_admin = raw_groups.iter().any(|g| access.admin_groups.contains(g));
-    let (groups, notes) = map_groups(&raw_groups, &name, cfg, local)?;
+    let is_admin = groups.unknown.is_none()
+        && groups
+            .names
+            .iter()
+            .any(|g| groups::listed(&access.admin_groups, g, access.ignore_group_case));
+    let (groups, notes) = match &groups.unknown {
+        Some(why) => (
+            Vec::new(),
+            vec![format!(
+                "groups unknown: {why}; the user gets no provider groups and no admin rights \
+                 at this login"
+            )],
+        ),
+        None => groups::map(&groups.names, &name, cfg, local)?,
+    };
     Ok(MappedUser {
         sub,
         name,
@@ -192,32 +236,64 @@ pub fn map_claims(
 /// `require_email_verified`), for accounts that are not mapped (linked local accounts) and for
 /// re-checking a stored user at `account` time.
 pub fn check_access(claims: &Value, cfg: &Config) -> Result<(), Refusal> {
-    let raw_groups = group_claim(claims, &cfg.claims.groups)?;
+    let groups = groups::claimed(claims, cfg)?;
     let email = string_claim(claims, &cfg.claims.email)?;
-    gates(&raw_groups, email.as_deref(), email_verified(claims), cfg)
+    let email_domain = domain(claims, cfg, email.as_deref())?;
+    gates(
+        &groups,
+        email_domain,
+        email.as_deref(),
+        email_verified(claims),
+        cfg,
+    )
+}
+
+/// The domain `access.allowed_email_domains` checks: `claims.domain_claim` when set (Google's
+/// `hd`, the Workspace domain, which a personal account never has), else the email's.
+fn domain(claims: &Value, cfg: &Config, email: Option<&str>) -> Result<Option<String>, Refusal> {
+    Ok(match &cfg.claims.domain {
+        Some(path) => string_claim(claims, path)?,
+        None => email
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d.to_string()),
+    }
+    .map(|d| d.to_ascii_lowercase()))
 }
 
 fn gates(
-    raw_groups: &[String],
+    groups: &ClaimedGroups,
+    domain: Option<String>,
     email: Option<&str>,
     email_verified: bool,
     cfg: &Config,
 ) -> Result<(), Refusal> {
     let access = &cfg.access;
-    if !access.allowed_groups.is_empty()
-        && !raw_groups.iter().any(|g| access.allowed_groups.contains(g))
-    {
-        return Err(Refusal::NotInAllowedGroups);
-    }
-    if !access.allowed_email_domains.is_empty() {
-        let domain = email
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d.to_ascii_lowercase());
-        if !domain.is_some_and(|d| access.allowed_email_domains.contains(&d)) {
-            return Err(Refusal::EmailDomain {
-                email: email.unwrap_or("none").to_string(),
-            });
+    if !access.allowed_groups.is_empty() {
+        if let Some(why) = &groups.unknown {
+            return Err(Refusal::GroupsUnknown { why: why.clone() });
         }
+        if !groups
+            .names
+            .iter()
+            .any(|g| groups::listed(&access.allowed_groups, g, access.ignore_group_case))
+        {
+            return Err(Refusal::NotInAllowedGroups);
+        }
+    }
+    if !access.allowed_email_domains.is_empty()
+        && !domain
+            .as_ref()
+            .is_some_and(|d| access.allowed_email_domains.contains(d))
+    {
+        return Err(match &cfg.claims.domain {
+            Some(path) => Refusal::DomainClaim {
+                claim: path.0.clone(),
+                value: domain,
+            },
+            None => Refusal::EmailDomain {
+                email: email.unwrap_or("none").to_string(),
+            },
+        });
     }
     if access.require_email_verified && !email_verified {
         return Err(Refusal::EmailNotVerified);
@@ -240,7 +316,8 @@ fn email_verified(claims: &Value) -> bool {
     }
 }
 
-/// Applies the user-name rules: strip the first matching suffix, lowercase, check.
+/// Applies the user-name rules: strip the first matching suffix, lowercase, add the provider's
+/// `user_prefix` and `user_suffix`, check.
 pub fn map_user_name(raw: &str, cfg: &Config) -> Result<String, Refusal> {
     let m = &cfg.mapping;
     // ASCII case only: full Unicode lowercasing changes byte lengths (the cut below would fall
@@ -257,6 +334,7 @@ pub fn map_user_name(raw: &str, cfg: &Config) -> Result<String, Refusal> {
     if m.lowercase_names {
         name = name.to_ascii_lowercase();
     }
+    let name = format!("{}{name}{}", m.user_prefix, m.user_suffix);
     if !names::is_valid_name(&name, !m.lowercase_names) {
         return Err(Refusal::InvalidName {
             raw: raw.to_string(),
@@ -268,6 +346,20 @@ pub fn map_user_name(raw: &str, cfg: &Config) -> Result<String, Refusal> {
         });
     }
     Ok(name)
+}
+
+/// Whether `name` is what the user-name rules make of itself once its provider's prefix and
+/// suffix are taken off: a name a login could end in (for provisional entries, made before any
+/// claim is seen).
+pub fn is_mapped_form(name: &str, cfg: &Config) -> bool {
+    let m = &cfg.mapping;
+    let Some(base) = name
+        .strip_prefix(m.user_prefix.as_str())
+        .and_then(|n| n.strip_suffix(m.user_suffix.as_str()))
+    else {
+        return false;
+    };
+    map_user_name(base, cfg).ok().as_deref() == Some(name)
 }
 
 /// A name may be served only if it is neither reserved nor local, unless the admin allowed it.
@@ -298,75 +390,7 @@ pub fn check_not_local(name: &str, cfg: &Config, local: &LocalAccounts) -> Resul
     Ok(())
 }
 
-fn map_groups(
-    raw: &[String],
-    user: &str,
-    cfg: &Config,
-    local: &LocalAccounts,
-) -> Result<(Vec<MappedGroup>, Vec<String>), Refusal> {
-    let m = &cfg.mapping;
-    let mut kept: Vec<MappedGroup> = Vec::new();
-    let mut notes = Vec::new();
-    for g in raw {
-        if !m.groups_include.is_empty() && !m.groups_include.iter().any(|p| glob_match(p, g)) {
-            continue;
-        }
-        if m.groups_exclude.iter().any(|p| glob_match(p, g)) {
-            continue;
-        }
-        let mut name = g.as_str();
-        for prefix in &m.group_strip_prefixes {
-            if let Some(rest) = name.strip_prefix(prefix.as_str()) {
-                name = rest;
-                break;
-            }
-        }
-        let mut name = format!("{}{}", m.group_prefix, name);
-        if m.lowercase_names {
-            // ASCII only, as for user names: no look-alike may fold into another group's name.
-            name = name.to_ascii_lowercase();
-        }
-        if !names::is_valid_name(&name, !m.lowercase_names) {
-            notes.push(format!(
-                "group {g:?} skipped: {name:?} is not a safe Unix name"
-            ));
-            continue;
-        }
-        if name == user {
-            notes.push(format!(
-                "group {g:?} skipped: its name equals the user's private group"
-            ));
-            continue;
-        }
-        if let Err(r) = check_not_local(&name, cfg, local) {
-            notes.push(format!("group {g:?} skipped: {r}"));
-            continue;
-        }
-        if kept.iter().any(|k| k.name == name) {
-            notes.push(format!(
-                "group {g:?} skipped: another provider group already maps to {name:?}"
-            ));
-            continue;
-        }
-        kept.push(MappedGroup {
-            provider_name: g.clone(),
-            name,
-        });
-    }
-    if kept.len() > MAX_GROUPS {
-        return Err(bad(
-            &cfg.claims.groups.0,
-            &format!(
-                "{} groups after filtering, more than the {MAX_GROUPS} allowed: narrow them with \
-                 mapping.groups_include",
-                kept.len()
-            ),
-        ));
-    }
-    Ok((kept, notes))
-}
-
-fn bad(claim: &str, why: &str) -> Refusal {
+pub(super) fn bad(claim: &str, why: &str) -> Refusal {
     Refusal::BadClaim {
         claim: claim.to_string(),
         why: why.to_string(),
@@ -412,50 +436,7 @@ fn uid_claim(claims: &Value, path: &ClaimPath) -> Result<u32, Refusal> {
         .ok_or_else(|| bad(&path.0, "is not a valid UID"))
 }
 
-/// The groups claim: absent or null is no groups; a single string is one group; otherwise an
-/// array of strings.
-fn group_claim(claims: &Value, path: &ClaimPath) -> Result<Vec<String>, Refusal> {
-    let items = match path.find(claims) {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::String(s)) => std::slice::from_ref(s)
-            .iter()
-            .map(|s| Value::String(s.clone()))
-            .collect(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(other) => {
-            return Err(bad(
-                &path.0,
-                &format!("must be an array of strings, not {}", kind(other)),
-            ));
-        }
-    };
-    if items.len() > MAX_RAW_GROUPS {
-        return Err(bad(
-            &path.0,
-            &format!("{} entries, more than {MAX_RAW_GROUPS}", items.len()),
-        ));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Value::String(s) if s.len() <= MAX_CLAIM_LEN && !s.is_empty() => {
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-            Value::String(_) => return Err(bad(&path.0, "has an empty or overlong group name")),
-            other => {
-                return Err(bad(
-                    &path.0,
-                    &format!("must be an array of strings, found {}", kind(&other)),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -2,6 +2,7 @@
 //! sources know, ID allocation, the provisional entries handed to sshd, and the mapping from
 //! provider claims.
 
+pub mod groups;
 pub mod ids;
 pub mod local;
 pub mod mapping;

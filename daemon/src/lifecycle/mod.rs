@@ -123,12 +123,23 @@ pub fn spawn(state: Arc<State>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHa
         })
 }
 
-/// Refreshes every identity that is due; returns how long to sleep before the next is.
+/// Refreshes every identity that is due, provider by provider; returns how long to sleep
+/// before the next is.
 fn round(state: &State, stop: &AtomicBool) -> Duration {
-    let cfg = state.config();
-    let Some(provider) = state.provider().filter(|_| cfg.refresh.enable) else {
+    if !state.config().refresh.enable {
         return MAX_SLEEP;
-    };
+    }
+    state
+        .providers()
+        .iter()
+        .map(|p| round_for(state, p, stop))
+        .min()
+        .unwrap_or(MAX_SLEEP)
+}
+
+/// [`round`] for the identities of one provider.
+fn round_for(state: &State, provider: &Provider, stop: &AtomicBool) -> Duration {
+    let cfg = state.config();
     let now = state.clock.now();
     let Ok(candidates) = state.with_store(|s| s.refresh_candidates(&provider.config.issuer)) else {
         return MAX_SLEEP;
@@ -154,7 +165,7 @@ fn round(state: &State, stop: &AtomicBool) -> Duration {
         }
     }
     if !due.is_empty() {
-        batch(state, &provider, due, cfg.refresh.max_concurrent, stop);
+        batch(state, provider, due, cfg.refresh.max_concurrent, stop);
         // Every identity refreshed has its next time written: look again soon (not at once:
         // one held by `oidcctl user refresh` meanwhile is still due).
         return AFTER_BATCH;
@@ -281,13 +292,19 @@ fn finish(state: &State, c: &Candidate, outcome: &Outcome, took: Duration) {
 
 /// `oidcctl user refresh NAME`: refreshes now and says what came of it.
 pub fn refresh_now(state: &State, name: &str) -> Response {
-    let Some(provider) = state.provider() else {
-        return Response::error(ErrorCode::Unavailable, "no provider is configured");
-    };
     let found = match state.with_store(|s| s.candidate(name)) {
         Ok(Some(c)) => c,
         Ok(None) => return Response::NotFound,
         Err(reason) => return Response::Unavailable { reason },
+    };
+    let Some(provider) = state.provider_by_issuer(&found.issuer) else {
+        return Response::error(
+            ErrorCode::Unavailable,
+            format!(
+                "{name}'s identity provider {} is not configured (or could not be set up)",
+                found.issuer
+            ),
+        );
     };
     let Some(_hold) = state.lifecycle.hold(found.user_id, HOLD_WAIT) else {
         return Response::error(ErrorCode::Busy, format!("a refresh of {name} is running"));
@@ -411,7 +428,7 @@ pub fn status(state: &State) -> RefreshStatus {
         .with_store(|s| s.refresh_summary())
         .unwrap_or_default();
     RefreshStatus {
-        enabled: cfg.refresh.enable && state.provider().is_some(),
+        enabled: cfg.refresh.enable && !state.providers().is_empty(),
         interval_secs: cfg.refresh.interval.as_secs_f64(),
         refreshable: summary.refreshable,
         revoked: summary.revoked,

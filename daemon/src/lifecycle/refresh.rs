@@ -161,7 +161,11 @@ fn failed(e: OidcError) -> Outcome {
 
 /// Maps `claims` with the login's rules and writes the refresh, atomically with the tokens.
 fn write(state: &State, c: &Candidate, claims: Option<&Value>, new: &Tokens) -> Outcome {
-    let cfg = state.config();
+    // The rules of the user's own provider (its claims, gates and mapping).
+    let all = state.config();
+    let cfg = all
+        .provider_by_issuer(&c.issuer)
+        .map_or_else(|| (*all).clone(), |p| all.scoped(p));
     let started = Instant::now();
     let local = match state.local() {
         Ok(l) => l,

@@ -69,8 +69,9 @@ pub enum Poll {
     SlowDown,
     /// Approved.
     Approved(Tokens),
-    /// `access_denied`.
-    Denied,
+    /// `access_denied`, or Entra ID's `authorization_declined`: the user said no. With the
+    /// provider's description, on one line.
+    Denied(Option<String>),
     /// `expired_token`.
     Expired,
 }
@@ -197,7 +198,9 @@ pub fn parse_poll(status: u16, body: &Value) -> Result<Poll, OidcError> {
     match body.get("error").and_then(Value::as_str) {
         Some("authorization_pending") => Ok(Poll::Pending),
         Some("slow_down") => Ok(Poll::SlowDown),
-        Some("access_denied") => Ok(Poll::Denied),
+        Some("access_denied" | "authorization_declined") => {
+            Ok(Poll::Denied(super::description(body)))
+        }
         Some("expired_token") => Ok(Poll::Expired),
         _ => Err(OidcError::from_body(status, body)),
     }
@@ -276,8 +279,16 @@ mod tests {
         ));
         assert!(matches!(
             parse_poll(400, &json!({"error": "access_denied"})),
-            Ok(Poll::Denied)
+            Ok(Poll::Denied(None))
         ));
+        // Entra ID's word for it, with its multi-line description on one line.
+        match parse_poll(
+            400,
+            &json!({"error": "authorization_declined", "error_description": "AADSTS70000: declined.\r\nTrace ID: x"}),
+        ) {
+            Ok(Poll::Denied(Some(d))) => assert_eq!(d, "AADSTS70000: declined. Trace ID: x"),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             parse_poll(400, &json!({"error": "expired_token"})),
             Ok(Poll::Expired)

@@ -85,15 +85,34 @@ impl OidcError {
                 // Both reach the log and the user's screen: no control characters (a
                 // provider must not be able to write terminal escapes or forge log lines).
                 error: e.chars().filter(|c| !c.is_control()).take(100).collect(),
-                description: body
-                    .get("error_description")
-                    .and_then(serde_json::Value::as_str)
-                    .map(|d| d.chars().filter(|c| !c.is_control()).take(300).collect()),
+                description: description(body),
             },
             None if status >= 500 => Self::Unreachable(format!("HTTP {status}")),
             None => Self::InvalidResponse(format!("HTTP {status} without an OAuth error code")),
         }
     }
+}
+
+/// A provider's `error_description`, on one line: line breaks and tabs become spaces (Entra ID
+/// sends several lines: the message, a trace id, a correlation id, a time), other control
+/// characters are dropped, runs of spaces become one, and it is cut at 300 characters.
+pub(crate) fn description(body: &serde_json::Value) -> Option<String> {
+    let d = body.get("error_description")?.as_str()?;
+    let mut out = String::new();
+    for c in d.chars() {
+        if c.is_whitespace() {
+            if !out.is_empty() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+        if out.chars().count() >= 300 {
+            break;
+        }
+    }
+    let out = out.trim_end().to_string();
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -113,8 +132,20 @@ mod tests {
         let text = e.to_string();
         assert!(!text.chars().any(char::is_control), "{text:?}");
         assert!(
-            text.contains("bad[2Jcode") && text.contains("linefake"),
+            text.contains("bad[2Jcode") && text.contains("line fake"),
             "{text}"
         );
+    }
+
+    /// A multi-line description (Entra ID's) reads as one line, words kept apart.
+    #[test]
+    fn multi_line_description_stays_readable() {
+        let d = description(&json!({"error_description":
+            "AADSTS70000: The user declined.\r\nTrace ID: 1f2e\r\n\tCorrelation ID: 9a8b\r\n"}));
+        assert_eq!(
+            d.as_deref(),
+            Some("AADSTS70000: The user declined. Trace ID: 1f2e Correlation ID: 9a8b")
+        );
+        assert_eq!(description(&json!({"error_description": " \n "})), None);
     }
 }

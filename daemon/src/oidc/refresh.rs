@@ -160,14 +160,10 @@ mod tests {
 
     fn provider_config(offline_access: bool) -> ProviderConfig {
         ProviderConfig {
-            issuer: "https://idp".into(),
             client_id: "c".into(),
-            client_secret: None,
-            client_auth: Some(crate::config::ClientAuth::None),
             scopes: vec!["openid".into(), "email".into()],
-            ca_file: None,
-            insecure_http_issuer: false,
             offline_access,
+            ..ProviderConfig::for_test("https://idp")
         }
     }
 

@@ -53,7 +53,14 @@ pub fn check_sub(userinfo: &Value, expected_sub: &str) -> Result<(), OidcError> 
             "userinfo is not a JSON object".into(),
         ));
     }
-    match userinfo.get("sub").and_then(Value::as_str) {
+    // A number is compared in its decimal form: some providers (GitLab's numeric user ids)
+    // send the same subject as a string in the ID token and a number in userinfo.
+    let sub = match userinfo.get("sub") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    };
+    match sub {
         Some(s) if s == expected_sub => Ok(()),
         Some(s) => Err(OidcError::InvalidToken(format!(
             "userinfo is about sub {s:?}, the ID token about {expected_sub:?}"
@@ -117,6 +124,10 @@ mod tests {
             Err(OidcError::InvalidToken(_))
         ));
         assert!(check_sub(&json!({"name": "x"}), "a").is_err());
+        // GitLab-style numeric subject: the same number is the same subject, another is not.
+        assert!(check_sub(&json!({"sub": 12345}), "12345").is_ok());
+        assert!(check_sub(&json!({"sub": 12346}), "12345").is_err());
+        assert!(check_sub(&json!({"sub": 1.5}), "1.5").is_err());
         assert!(check_sub(&json!(["a"]), "a").is_err());
     }
 }

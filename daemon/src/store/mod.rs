@@ -149,9 +149,29 @@ impl Store {
         })
     }
 
+    /// Users stored for `issuer`.
+    pub fn users_of_issuer(&self, issuer: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM users WHERE issuer = ?1",
+            [issuer],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// `getpwnam`.
     pub fn user_by_name(&self, name: &str) -> Result<Option<UnixUser>, StoreError> {
         self.one_user("WHERE name = ?1", params![name])
+    }
+
+    /// The identity (issuer, subject) a stored user belongs to.
+    pub fn identity_of(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT issuer, sub FROM users WHERE name = ?1")?;
+        Ok(st
+            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// `getpwuid`.

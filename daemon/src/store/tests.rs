@@ -14,9 +14,10 @@ const ISSUER: &str = "https://idp.example.com";
 const NOW: i64 = 1_700_000_000;
 
 fn cfg() -> Config {
+    let d = Config::default();
     Config {
-        provider: Some(ProviderConfig::for_test(ISSUER)),
-        ..Config::default()
+        providers: vec![ProviderConfig::for_test(ISSUER)],
+        ..d
     }
 }
 

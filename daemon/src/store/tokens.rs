@@ -474,7 +474,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::{ClientAuth, Config, ProviderConfig};
+    use crate::config::{Config, ProviderConfig};
     use crate::identity::local::LocalAccounts;
     use crate::identity::mapping;
 
@@ -482,20 +482,12 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn cfg() -> Config {
-        let mut c = Config {
-            provider: Some(ProviderConfig {
-                issuer: ISSUER.into(),
-                client_id: "oidcd".into(),
-                client_secret: None,
-                client_auth: Some(ClientAuth::None),
-                scopes: vec!["openid".into()],
-                ca_file: None,
-                insecure_http_issuer: false,
-                offline_access: true,
-            }),
-            ..Config::default()
-        };
+        let mut c = Config::default();
         c.access.admin_groups = vec!["admins".into()];
+        c.providers = vec![ProviderConfig {
+            access: c.access.clone(),
+            ..ProviderConfig::for_test(ISSUER)
+        }];
         c
     }
 

@@ -23,10 +23,7 @@ const RANGE: IdRange = IdRange {
 };
 
 fn cfg() -> Config {
-    let mut c = Config {
-        provider: Some(ProviderConfig::for_test(ISSUER)),
-        ..Config::default()
-    };
+    let mut c = Config::default();
     c.mapping.uids = RANGE;
     c
 }
@@ -38,7 +35,15 @@ struct World {
 }
 
 impl World {
-    fn new(cfg: Config, passwd: &str, group: &str) -> Self {
+    /// A world whose one provider follows the host's `[claims]`, `[access]` and `[mapping]`
+    /// as `cfg` finally has them (the validated config gives every provider a copy).
+    fn new(mut cfg: Config, passwd: &str, group: &str) -> Self {
+        cfg.providers = vec![ProviderConfig {
+            claims: cfg.claims.clone(),
+            access: cfg.access.clone(),
+            mapping: cfg.mapping.clone(),
+            ..ProviderConfig::for_test(ISSUER)
+        }];
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "oidcd-flow-test-{}-{}",
@@ -52,6 +57,17 @@ impl World {
         let store = Store::open_in_memory().unwrap();
         let state = State::from_store(cfg, store, local, Clock::fixed(1_700_000_000));
         Self { state, dir }
+    }
+
+    /// The one provider.
+    fn provider(&self) -> ProviderConfig {
+        self.state.config().providers[0].clone()
+    }
+
+    /// The configuration as the provider sees it.
+    fn scoped(&self) -> Config {
+        let cfg = self.state.config();
+        cfg.scoped(&cfg.providers[0])
     }
 
     fn plain() -> Self {
@@ -126,7 +142,13 @@ fn a_store_write_error_is_internal_and_keeps_the_database_error_in_the_log() {
         })
         .unwrap();
     let login = Login::for_test("alice", "sshd", None);
-    let r = decide(&w.state, &login, &claims("sub-a", "alice"), "sub-a");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-a", "alice"),
+        "sub-a",
+    );
     assert_eq!(reason(&r), Some(LoginFailure::Internal), "{r:?}");
     let m = message(&r);
     assert!(m.contains("cannot record the account"), "{m}");
@@ -145,6 +167,7 @@ fn a_conflict_refuses_the_name_without_naming_the_other_identity() {
     let login = Login::for_test("alice", "login", None);
     let r = decide(
         &w.state,
+        &w.provider(),
         &login,
         &claims("sub-second", "alice"),
         "sub-second",
@@ -183,6 +206,7 @@ fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
     let console = Login::for_test("alice", "login", None);
     let r = decide(
         &w.state,
+        &w.provider(),
         &console,
         &claims("sub-alice", "alice"),
         "sub-alice",
@@ -202,7 +226,13 @@ fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
     );
 
     // The stranger's own identity approves their login: refused, nothing written.
-    let r = decide(&w.state, &stranger, &claims("sub-m", &m), "sub-m");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &stranger,
+        &claims("sub-m", &m),
+        "sub-m",
+    );
     assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
     assert!(
         message(&r).contains("changed while this login ran"),
@@ -250,7 +280,13 @@ fn an_id_map_import_takes_a_provisional_uid_and_the_login_is_refused() {
         None,
         "alice's entry was not withdrawn"
     );
-    let r = decide(&w.state, &login, &claims("sub-alice", "alice"), "sub-alice");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
     assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
     assert_eq!(w.uid_of("alice"), None);
     assert_eq!(w.uid_of("mallory"), Some(p));
@@ -262,7 +298,13 @@ fn a_first_ssh_login_keeps_its_provisional_uid() {
     let w = World::plain();
     let p = w.state.provisional_user("alice").unwrap().uid;
     let login = Login::for_test("alice", "sshd", Some(p));
-    let r = decide(&w.state, &login, &claims("sub-alice", "alice"), "sub-alice");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
     assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
     assert_eq!(w.uid_of("alice"), Some(p));
     assert_eq!(w.state.provisional_by_uid(p), None);
@@ -291,23 +333,35 @@ fn link_by_email_reaches_only_peoples_accounts() {
     for name in ["backup", "git", "ubuntu", "buildbot"] {
         assert!(
             matches!(
-                precheck_user(&w.state, name),
+                precheck_user(&w.state, &w.scoped(), name),
                 Err(PrecheckRefusal::NotOurs(_))
             ),
             "{name}"
         );
         let login = Login::for_test(name, "sshd", None);
-        let r = decide(&w.state, &login, &claims(&format!("sub-{name}"), name), "s");
+        let r = decide(
+            &w.state,
+            &w.provider(),
+            &login,
+            &claims(&format!("sub-{name}"), name),
+            "s",
+        );
         assert_eq!(reason(&r), Some(LoginFailure::WrongUser), "{name}: {r:?}");
     }
-    assert_eq!(precheck_user(&w.state, "alice"), Ok(()));
+    assert_eq!(precheck_user(&w.state, &w.scoped(), "alice"), Ok(()));
     let login = Login::for_test("alice", "sshd", None);
-    let r = decide(&w.state, &login, &claims("sub-alice", "alice"), "sub-alice");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
     assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
     // Unverified: not linked.
     let mut unverified = claims("sub-alice", "alice");
     unverified["email_verified"] = json!(false);
-    let r = decide(&w.state, &login, &unverified, "sub-alice");
+    let r = decide(&w.state, &w.provider(), &login, &unverified, "sub-alice");
     assert_eq!(reason(&r), Some(LoginFailure::WrongUser), "{r:?}");
 }
 
@@ -320,9 +374,21 @@ fn an_explicit_link_wins_over_link_by_email() {
         .store(|s| s.set_link("alice", ISSUER, "sub-alice", 1))
         .unwrap();
     let login = Login::for_test("alice", "sshd", None);
-    let r = decide(&w.state, &login, &claims("sub-other", "alice"), "sub-other");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-other", "alice"),
+        "sub-other",
+    );
     assert_eq!(reason(&r), Some(LoginFailure::WrongUser), "{r:?}");
-    let r = decide(&w.state, &login, &claims("sub-alice", "alice"), "sub-alice");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
     assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
 }
 
@@ -337,10 +403,16 @@ fn a_name_from_an_unverified_email_is_refused_at_login() {
     let login = Login::for_test("alice", "sshd", None);
     let mut unverified = claims("sub-a", "alice");
     unverified["email_verified"] = json!(false);
-    let r = decide(&w.state, &login, &unverified, "sub-a");
+    let r = decide(&w.state, &w.provider(), &login, &unverified, "sub-a");
     assert_eq!(reason(&r), Some(LoginFailure::NotAllowed), "{r:?}");
     assert!(message(&r).contains("not verified"), "{r:?}");
     assert_eq!(w.uid_of("alice"), None);
-    let r = decide(&w.state, &login, &claims("sub-a", "alice"), "sub-a");
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &login,
+        &claims("sub-a", "alice"),
+        "sub-a",
+    );
     assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
 }

@@ -142,7 +142,10 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
         );
     }
     if let Some(c) = config {
-        let file_issuer = c.provider.as_ref().map(|p| p.issuer.as_str());
+        let file_issuer = c.default_provider().map(|p| p.issuer.as_str());
+        let file_issuers: Vec<&str> = c.providers.iter().map(|p| p.issuer.as_str()).collect();
+        let running_issuers: Vec<&str> =
+            status.providers.iter().map(|p| p.issuer.as_str()).collect();
         if Path::new(&status.config_path) != c.path.as_path() {
             r.warn(
                 D,
@@ -162,6 +165,29 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                     file_issuer.unwrap_or("(none)")
                 ),
                 "systemctl restart oidcd",
+            );
+        } else if !running_issuers.is_empty() && running_issuers != file_issuers {
+            r.warn(
+                D,
+                format!(
+                    "the running oidcd has the providers {}, the file says {}: it has not read \
+                     the file since it changed",
+                    running_issuers.join(", "),
+                    file_issuers.join(", ")
+                ),
+                "systemctl kill -s HUP oidcd",
+            );
+        }
+        for p in status.providers.iter().filter(|p| p.error.is_some()) {
+            r.error(
+                D,
+                format!(
+                    "provider {} ({}) {}",
+                    p.id,
+                    p.issuer,
+                    p.error.as_deref().unwrap_or("")
+                ),
+                "see journalctl -u oidcd (an unreadable provider.ca_file?)",
             );
         }
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Report;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ProviderConfig};
 use crate::oidc::{Provider, http};
 
 /// Largest discovery document read.
@@ -18,11 +18,25 @@ const MAX_BODY: u64 = 1024 * 1024;
 /// header has one-second resolution, and the request itself takes a moment.
 const CLOCK_WARN_SECS: i64 = 10;
 
+/// Every configured provider in turn; with several, each finding names the provider's id.
+pub(super) fn check(r: &mut Report, config: &Config) {
+    let several = config.providers.len() > 1;
+    for p in &config.providers {
+        let mut one = Report::default();
+        check_one(&mut one, config, p);
+        for mut f in one.findings {
+            if several {
+                f.message = format!("{}: {}", p.id, f.message);
+            }
+            r.findings.push(f);
+        }
+    }
+}
+
 /// Discovery fetched by hand (for the `Date` header and the lists it advertises), then the
 /// daemon's own discovery with its checks (issuer, device endpoint, keys).
-pub(super) fn check(r: &mut Report, config: &Config) {
+fn check_one(r: &mut Report, config: &Config, p: &ProviderConfig) {
     const P: &str = "provider";
-    let Some(p) = &config.provider else { return };
     let http = match http::client(p) {
         Ok(h) => h,
         Err(e) => {
@@ -83,7 +97,7 @@ pub(super) fn check(r: &mut Report, config: &Config) {
         );
         return;
     };
-    check_discovery_document(r, config, &doc);
+    check_discovery_document(r, config, p, &doc);
 
     // The daemon's own discovery: issuer match, device endpoint, token endpoint and keys.
     let deadline = std::time::Instant::now() + crate::auth::login::START_BUDGET;
@@ -91,10 +105,11 @@ pub(super) fn check(r: &mut Report, config: &Config) {
         Ok(d) => r.ok(
             P,
             format!(
-                "{} discovered: device endpoint {}, {} signing key(s)",
+                "{} discovered: device endpoint {}, {} signing key(s), client authentication {}",
                 d.issuer,
                 d.device_endpoint,
-                d.keys.keys().len()
+                d.keys.keys().len(),
+                d.client_auth.as_str()
             ),
         ),
         Err(e) => r.error(
@@ -107,7 +122,7 @@ pub(super) fn check(r: &mut Report, config: &Config) {
 }
 
 /// What the discovery document says about our configuration: algorithms, grant, scopes.
-fn check_discovery_document(r: &mut Report, config: &Config, doc: &Value) {
+fn check_discovery_document(r: &mut Report, config: &Config, p: &ProviderConfig, doc: &Value) {
     const P: &str = "provider";
     let strings = |key: &str| -> Option<Vec<String>> {
         doc.get(key)?.as_array().map(|a| {
@@ -141,7 +156,7 @@ fn check_discovery_document(r: &mut Report, config: &Config, doc: &Value) {
             );
         }
     }
-    if let (Some(supported), Some(p)) = (strings("scopes_supported"), &config.provider) {
+    if let Some(supported) = strings("scopes_supported") {
         let unknown: Vec<&String> = p.scopes.iter().filter(|s| !supported.contains(s)).collect();
         if !unknown.is_empty() {
             r.warn(
@@ -289,14 +304,34 @@ mod tests {
         assert_eq!(r.findings[0].severity, Severity::Warning);
     }
 
+    fn test_provider() -> ProviderConfig {
+        let c = Config::default();
+        ProviderConfig {
+            id: "default".into(),
+            issuer: "https://idp.example.com".into(),
+            client_id: "oidcd".into(),
+            client_secret: None,
+            client_auth: None,
+            scopes: vec!["openid".into()],
+            ca_file: None,
+            insecure_http_issuer: false,
+            offline_access: true,
+            claims: c.claims,
+            access: c.access,
+            mapping: c.mapping,
+        }
+    }
+
     /// The discovery document's algorithms must meet login.allowed_algs.
     #[test]
     fn algorithms_must_overlap() {
         let config = Config::default();
+        let p = test_provider();
         let mut r = Report::default();
         check_discovery_document(
             &mut r,
             &config,
+            &p,
             &serde_json::json!({"id_token_signing_alg_values_supported": ["HS256"]}),
         );
         assert_eq!(r.count(Severity::Error), 1);
@@ -304,6 +339,7 @@ mod tests {
         check_discovery_document(
             &mut r,
             &config,
+            &p,
             &serde_json::json!({"id_token_signing_alg_values_supported": ["RS256"],
                 "grant_types_supported": ["authorization_code"]}),
         );

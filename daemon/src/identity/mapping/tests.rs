@@ -344,7 +344,7 @@ fn single_string_and_duplicate_groups() {
 #[test]
 fn nested_groups_claim() {
     let mut cfg = Config::default();
-    cfg.claims.groups = ClaimPath("realm_access.roles".into());
+    cfg.claims.groups = vec![ClaimPath("realm_access.roles".into())];
     let claims = json!({
         "sub": "s", "preferred_username": "alice",
         "realm_access": {"roles": ["linux-users", "offline_access"]},
@@ -415,15 +415,24 @@ fn group_collisions_are_skipped_with_a_note() {
     }
 }
 
-/// Two provider groups that map to one Unix name: the first is kept, the second noted.
+/// Provider groups that map to one Unix name: none of them is kept (the name must not stand
+/// for one group for some users and another for the rest), and each is noted.
 #[test]
 fn two_groups_one_name() {
     let mut cfg = Config::default();
     cfg.mapping.group_strip_prefixes = vec!["/".into()];
-    let u = map(&with_groups(json!(["/Admins", "admins", "ADMINS"])), &cfg).unwrap();
-    assert_eq!(u.groups.len(), 1);
-    assert_eq!(u.groups[0].provider_name, "/Admins");
-    assert_eq!(u.notes.len(), 2, "{:?}", u.notes);
+    let u = map(
+        &with_groups(json!(["/Admins", "admins", "ADMINS", "dev"])),
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(group_names(&u), ["dev"]);
+    assert_eq!(u.notes.len(), 3, "{:?}", u.notes);
+    assert!(
+        u.notes.iter().all(|n| n.contains("refused")),
+        "{:?}",
+        u.notes
+    );
 }
 
 /// More than MAX_GROUPS groups left after filtering refuses the user.
