@@ -57,7 +57,7 @@ fn within(d: Duration, lo: f64, hi: f64) -> bool {
 }
 
 fn check(c: &Config) {
-    if let Some(p) = &c.provider {
+    for p in &c.providers {
         let issuer = p.issuer.as_str();
         assert!(!issuer.contains(['?', '#']), "{issuer:?}");
         if let Some(rest) = issuer.strip_prefix("https://") {
@@ -87,7 +87,11 @@ fn check(c: &Config) {
     }
 
     let cl = &c.claims;
-    for p in [&cl.username, &cl.groups, &cl.gecos, &cl.email] {
+    for p in [&cl.username, &cl.gecos, &cl.email]
+        .into_iter()
+        .chain(&cl.groups)
+        .chain(&cl.domain)
+    {
         check_path(p);
     }
     if let Some(p) = &cl.uid {
@@ -97,7 +101,7 @@ fn check(c: &Config) {
     let a = &c.access;
     for d in &a.allowed_email_domains {
         assert!(
-            !d.is_empty() && !d.contains('@') && *d == d.to_ascii_lowercase(),
+            !d.is_empty() && !d.contains(['@', '*']) && *d == d.to_ascii_lowercase(),
             "{d:?}"
         );
     }
