@@ -29,6 +29,8 @@ pub const SOCKET: &str = oidc_proto::paths::SOCKET_PATH;
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     sections: BTreeMap<String, BTreeMap<String, String>>,
+    /// TOML written after the sections, as it is (`[[provider]]` tables).
+    tail: String,
 }
 
 impl DaemonConfig {
@@ -41,6 +43,7 @@ impl DaemonConfig {
     pub fn with_issuer(issuer: &str) -> Self {
         let mut c = Self {
             sections: BTreeMap::new(),
+            tail: String::new(),
         };
         c.set("daemon", "log_level", "\"debug\"");
         c.set("provider", "issuer", &toml_str(issuer));
@@ -85,6 +88,20 @@ impl DaemonConfig {
         self
     }
 
+    /// Removes `[section]` altogether.
+    pub fn unset_section(&mut self, section: &str) -> &mut Self {
+        self.sections.remove(section);
+        self
+    }
+
+    /// Appends `toml` after the sections, as it is: `[[provider]]` tables and their
+    /// `[provider.*]` sub-tables, which must come last.
+    pub fn append(&mut self, toml: &str) -> &mut Self {
+        self.tail.push('\n');
+        self.tail.push_str(toml);
+        self
+    }
+
     /// `[cache] enumerate`.
     pub fn enumerate(&mut self, on: bool) -> &mut Self {
         self.set("cache", "enumerate", &on.to_string())
@@ -110,6 +127,7 @@ impl DaemonConfig {
                 out.push_str(&format!("{k} = {v}\n"));
             }
         }
+        out.push_str(&self.tail);
         out
     }
 }
