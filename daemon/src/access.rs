@@ -106,6 +106,8 @@ pub fn rule(req: &Request) -> Rule {
         Request::AdminLink { .. } => ("admin_link", Root, Slow),
         Request::AdminUnlink { .. } => ("admin_unlink", Root, Slow),
         Request::AdminLinkList => ("admin_link_list", Root, Slow),
+        // Moves every identity of an issuer to another provider.
+        Request::AdminMigrate { .. } => ("admin_migrate", Root, Slow),
     };
     Rule { name, access, cost }
 }

@@ -101,6 +101,13 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             })
         }),
         Request::AdminLinkList => read(state, |s| Ok(Response::LinkList { links: s.links()? })),
+        Request::AdminMigrate {
+            from_issuer,
+            to,
+            table,
+            by_email,
+            apply,
+        } => migrate(state, peer, &from_issuer, &to, &table, by_email, apply),
         Request::Status => status(state),
         Request::AdminUserList => read(state, |s| {
             let mut users = s.user_records()?;
@@ -541,6 +548,51 @@ fn link(
             message: format!("{local_name} may now log in as sub {sub:?}"),
         })
     })
+}
+
+/// `oidcctl migrate`: the identities of `from` move to provider `to` (an id or issuer).
+fn migrate(
+    state: &State,
+    peer: &Peer,
+    from: &str,
+    to: &str,
+    table: &[oidc_proto::types::SubjectMove],
+    by_email: bool,
+    apply: bool,
+) -> Response {
+    let cfg = state.config();
+    let Some(target) = cfg.provider_by_key(to) else {
+        return Response::error(
+            ErrorCode::Rejected,
+            format!("no provider {to:?} is configured: identities move to a configured provider"),
+        );
+    };
+    let to_issuer = target.issuer.clone();
+    let now = state.clock.now();
+    let result = state.with_store(|s| s.migrate(from, &to_issuer, table, by_email, apply, now));
+    state.invalidate();
+    match result {
+        Err(reason) => Response::Unavailable { reason },
+        Ok(Err(details)) => Response::Error {
+            code: ErrorCode::Rejected,
+            message: format!("{} problem(s); nothing was changed", details.len()),
+            details,
+        },
+        Ok(Ok(report)) => {
+            if apply {
+                let count = |o: &str| report.moves.iter().filter(|m| m.outcome == o).count();
+                log::info!(
+                    "identities of {from} moved to {to_issuer} by uid {}: {} by table, {} at their \
+                     first login by verified email, {} stay",
+                    peer.uid,
+                    count("moved"),
+                    count("by_email"),
+                    count("stays")
+                );
+            }
+            Response::Migration(report)
+        }
+    }
 }
 
 /// Whether `scope` lets the peer see `u`.

@@ -532,6 +532,7 @@ impl From<Response> for Step {
             | Response::Imported { .. }
             | Response::Map(_)
             | Response::LinkList { .. }
+            | Response::Migration(_)
             | Response::Done { .. }) => Self::Unexpected(response_kind(&other)),
         }
     }
@@ -564,6 +565,7 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::Imported { .. } => "imported",
         Response::Map(_) => "map",
         Response::LinkList { .. } => "link_list",
+        Response::Migration(_) => "migration",
         Response::Done { .. } => "done",
     }
 }

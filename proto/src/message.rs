@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::secret::Secret;
 use crate::types::{
     AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LinkRecord, LoginFailure,
-    LoginPrompt, StatusInfo, UnixGroup, UnixUser, UserRecord,
+    LoginPrompt, MigrationReport, StatusInfo, SubjectMove, UnixGroup, UnixUser, UserRecord,
 };
 
 /// The protocol version this build speaks.
@@ -199,6 +199,25 @@ pub enum Request {
     },
     /// `oidcctl link --list`.
     AdminLinkList,
+    /// `oidcctl migrate` (root only): move the identities of one issuer to a configured provider,
+    /// keeping their UIDs, names and so their files. Reports what it does (or, without `apply`,
+    /// would do); all or nothing.
+    AdminMigrate {
+        /// The issuer the identities belong to now.
+        from_issuer: String,
+        /// The provider they move to: its id or issuer.
+        to: String,
+        /// Explicit moves: a user (or linked local account) by name, and its subject at `to`.
+        #[serde(default)]
+        table: Vec<SubjectMove>,
+        /// The others move at their first login through `to`, when the provider there vouches
+        /// for the same email address (verified) and the name they map to is the same.
+        #[serde(default)]
+        by_email: bool,
+        /// Make the changes; otherwise only report them (a dry run).
+        #[serde(default)]
+        apply: bool,
+    },
 }
 
 impl Request {
@@ -270,6 +289,13 @@ impl Request {
             },
             Self::AdminUnlink { local_name: name() },
             Self::AdminLinkList,
+            Self::AdminMigrate {
+                from_issuer: "https://old.invalid".into(),
+                to: "default".into(),
+                table: Vec::new(),
+                by_email: false,
+                apply: false,
+            },
         ]
     }
 }
@@ -383,6 +409,8 @@ pub enum Response {
         /// The links.
         links: Vec<LinkRecord>,
     },
+    /// Answer to [`Request::AdminMigrate`].
+    Migration(MigrationReport),
     /// A change was made.
     Done {
         /// What was done, for a human.

@@ -320,6 +320,50 @@ pub struct LinkRecord {
     pub last_login_at: Option<i64>,
 }
 
+/// One explicit move of `oidcctl migrate --table`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectMove {
+    /// The user's Unix name (or the linked local account's).
+    pub name: String,
+    /// Its subject at the new issuer.
+    pub new_sub: String,
+}
+
+/// What `oidcctl migrate` did, or would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationReport {
+    /// The old issuer.
+    pub from_issuer: String,
+    /// The new issuer.
+    pub to_issuer: String,
+    /// False for a dry run: nothing was changed.
+    pub applied: bool,
+    /// One line per user and linked local account of the old issuer.
+    pub moves: Vec<MigrationLine>,
+    /// Provider groups of the old issuer: each keeps its GID and name, taken over by the first
+    /// group of the new provider that maps to its name.
+    pub groups: u64,
+}
+
+/// One identity in a [`MigrationReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationLine {
+    /// Unix name (or linked local account).
+    pub name: String,
+    /// UID, kept (none for a linked local account, whose UID is in /etc/passwd).
+    pub uid: Option<u32>,
+    /// Subject at the old issuer.
+    pub old_sub: String,
+    /// Subject at the new issuer, when known now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_sub: Option<String>,
+    /// `moved` (table), `by_email` (at its first login), or `stays` (see `note`).
+    pub outcome: String,
+    /// Why, for `by_email` (the address) and `stays`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// One user applied by `oidcctl import`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportedUser {

@@ -1,6 +1,7 @@
-//! Which provider a login asks: the one that created the user, else the one the local
-//! account's link names, else the one the name's form points to
-//! ([`crate::config::Config::route_new_name`]: a provider's `user_prefix`/`user_suffix`).
+//! Which provider a login asks: the one that created the user (or the one its issuer moved
+//! to, `oidcctl migrate`), else the one the local account's link names, else the one the
+//! name's form points to ([`crate::config::Config::route_new_name`]: a provider's
+//! `user_prefix`/`user_suffix`).
 
 use std::sync::Arc;
 
@@ -22,16 +23,29 @@ pub struct Unroutable {
 /// The provider `user`'s login goes to.
 pub fn provider_for(state: &State, user: &str) -> Result<Arc<Provider>, Unroutable> {
     let cfg = state.config();
-    let stored = state.with_store(|s| Ok((s.identity_of(user)?, s.link_of(user)?)));
-    let (identity, link) = stored.map_err(|e| Unroutable {
+    let stored = state.with_store(|s| {
+        let issuer = match s.identity_of(user)? {
+            Some((issuer, _)) => Some(issuer),
+            None => s.link_of(user)?.map(|l| l.issuer),
+        };
+        // An issuer no longer configured whose identities oidcctl migrate moved: its users
+        // not moved yet (by email, at this login) go to the new provider.
+        let moved = match &issuer {
+            Some(i) if cfg.provider_by_issuer(i).is_none() => s.moved_to(i)?,
+            _ => None,
+        };
+        Ok((issuer, moved))
+    });
+    let (issuer, moved) = stored.map_err(|e| Unroutable {
         reason: LoginFailure::Internal,
         message: format!("the identity cache is unavailable ({e})"),
     })?;
-    let issuer = identity
-        .map(|(issuer, _)| issuer)
-        .or(link.map(|l| l.issuer));
     let configured = match &issuer {
-        Some(issuer) => match cfg.provider_by_issuer(issuer) {
+        Some(issuer) => match moved
+            .as_deref()
+            .and_then(|to| cfg.provider_by_issuer(to))
+            .or_else(|| cfg.provider_by_issuer(issuer))
+        {
             Some(p) => p,
             None => {
                 return Err(Unroutable {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use oidc_proto::client::{self, ClientError, TrustedOwner};
-use oidc_proto::types::{ErrorCode, IdMap};
+use oidc_proto::types::{ErrorCode, IdMap, SubjectMove};
 use oidc_proto::{Request, Response};
 use serde_json::Value;
 
@@ -111,6 +111,39 @@ enum Command {
     },
     /// List linked local accounts.
     Links,
+    /// Move the users of one issuer to another provider, keeping their UIDs, names and files.
+    ///
+    /// When people move to a new identity provider they get new subjects there, and to oidcd a
+    /// new subject is a new person with a new UID. This moves each user (and linked local
+    /// account) of the old issuer to its identity at the new provider, which must be configured
+    /// (add it as a [[provider]], or replace the old [provider]). By --table, at once: FILE is a
+    /// JSON object {"NAME": "NEW SUBJECT", ...} naming users by their Unix name. By --by-email,
+    /// at their first login through the new provider: when it vouches for the same email
+    /// address (verified, and no other old user's) and maps them to the same name. The old
+    /// issuer's groups keep their GIDs too: the new provider's group that maps to the same name
+    /// takes each over. Without --apply nothing is changed: the command prints what would
+    /// happen (a dry run); run it first. All or nothing.
+    #[command(after_help = "Examples:
+  oidcctl migrate --from https://old.example.com --to new --table moves.json
+  oidcctl migrate --from https://old.example.com --to new --table moves.json --apply
+  oidcctl migrate --from https://old.example.com --to new --by-email --apply")]
+    Migrate {
+        /// The issuer the users belong to now (as oidcctl user show prints it).
+        #[arg(long, value_name = "ISSUER")]
+        from: String,
+        /// The provider they move to: its id or its issuer.
+        #[arg(long, value_name = "PROVIDER")]
+        to: String,
+        /// A JSON object {"NAME": "NEW SUBJECT", ...}: these move at once.
+        #[arg(long, value_name = "FILE")]
+        table: Option<PathBuf>,
+        /// The others move at their first login through the new provider, by verified email.
+        #[arg(long)]
+        by_email: bool,
+        /// Make the changes (without it: a dry run).
+        #[arg(long)]
+        apply: bool,
+    },
     /// Check the whole setup and say how to fix each problem found.
     ///
     /// Checks, in order: the configuration (valid, root-owned, a provider set); the provider
@@ -240,6 +273,19 @@ fn run(args: &Args) -> u8 {
             local_name: local_name.clone(),
         },
         Command::Links => Request::AdminLinkList,
+        Command::Migrate {
+            from,
+            to,
+            table,
+            by_email,
+            apply,
+        } => match migrate_request(from, to, table.as_deref(), *by_email, *apply) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("oidcctl: {e}");
+                return EXIT_USAGE;
+            }
+        },
         Command::Import { file } => match import_request(file) {
             Ok(r) => r,
             Err(e) => {
@@ -373,6 +419,47 @@ fn config_check(args: &Args) -> u8 {
             EXIT_FAILED
         }
     }
+}
+
+fn migrate_request(
+    from: &str,
+    to: &str,
+    table: Option<&Path>,
+    by_email: bool,
+    apply: bool,
+) -> Result<Request, String> {
+    if table.is_none() && !by_email {
+        return Err("say how identities move: --table FILE, --by-email, or both".into());
+    }
+    let table = match table {
+        None => Vec::new(),
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let map: serde_json::Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}: expected a JSON object {{\"NAME\": \"NEW SUBJECT\", ...}}: {e}",
+                    file.display()
+                )
+            })?;
+            map.into_iter()
+                .map(|(name, sub)| match sub {
+                    Value::String(new_sub) => Ok(SubjectMove { name, new_sub }),
+                    other => Err(format!(
+                        "{}: the new subject of {name:?} must be a string, not {other}",
+                        file.display()
+                    )),
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    Ok(Request::AdminMigrate {
+        from_issuer: from.to_string(),
+        to: to.to_string(),
+        table,
+        by_email,
+        apply,
+    })
 }
 
 fn import_request(file: &Path) -> Result<Request, String> {

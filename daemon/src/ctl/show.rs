@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use oidc_proto::Response;
-use oidc_proto::types::{GroupRecord, Lifecycle, RefreshStatus, UserRecord};
+use oidc_proto::types::{GroupRecord, Lifecycle, MigrationReport, RefreshStatus, UserRecord};
 use serde_json::json;
 
 /// Prints the payload of `r` as JSON.
@@ -23,6 +23,7 @@ pub fn json(out: &mut impl Write, r: &Response) -> io::Result<()> {
         Response::Imported { users } => json!({ "imported": users }),
         Response::Map(m) => serde_json::to_value(m)?,
         Response::LinkList { links } => serde_json::to_value(links)?,
+        Response::Migration(m) => serde_json::to_value(m)?,
         Response::Done { message } => json!({ "done": message }),
         other => serde_json::to_value(other)?,
     };
@@ -111,6 +112,7 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
             )?;
             writeln!(out, "{} link(s)", links.len())
         }
+        Response::Migration(m) => migration(out, m),
         Response::Done { message } => writeln!(out, "{message}"),
         other => writeln!(out, "{other:?}"),
     }
@@ -145,6 +147,46 @@ fn refresh_status(out: &mut impl Write, r: &RefreshStatus) -> io::Result<()> {
             .filter(|_| r.enabled)
             .map_or_else(|| "none scheduled".into(), when)
     )
+}
+
+fn migration(out: &mut impl Write, m: &MigrationReport) -> io::Result<()> {
+    writeln!(out, "from: {}", m.from_issuer)?;
+    writeln!(out, "to:   {}", m.to_issuer)?;
+    let rows: Vec<[String; 5]> = m
+        .moves
+        .iter()
+        .map(|l| {
+            [
+                l.name.clone(),
+                l.uid.map_or_else(|| "local".into(), |u| u.to_string()),
+                l.old_sub.clone(),
+                l.new_sub.clone().unwrap_or_else(|| "-".into()),
+                match &l.note {
+                    Some(n) => format!("{}: {n}", l.outcome),
+                    None => l.outcome.clone(),
+                },
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["NAME", "UID (KEPT)", "OLD SUB", "NEW SUB", "OUTCOME"],
+        &rows,
+    )?;
+    writeln!(
+        out,
+        "{} provider group(s) of the old issuer keep their GIDs: each is taken over by the new \
+         provider's group that maps to its name, at the first login that brings it",
+        m.groups
+    )?;
+    if m.applied {
+        writeln!(out, "applied")
+    } else {
+        writeln!(
+            out,
+            "dry run: nothing was changed (add --apply to make these changes)"
+        )
+    }
 }
 
 fn user_table(out: &mut impl Write, users: &[UserRecord]) -> io::Result<()> {

@@ -4,6 +4,7 @@
 //! the UID. Every change is one transaction: a crash at any point leaves the previous state.
 
 mod links;
+mod moves;
 mod offline;
 mod schema;
 mod tokens;

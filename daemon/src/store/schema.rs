@@ -88,6 +88,17 @@ const MIGRATIONS: &[&str] = &[
         locked_until INTEGER
     );
     ",
+    // 4: issuers whose identities moved to another (oidcctl migrate): the new provider's
+    // groups take over the old groups of the same name (keeping their GIDs) and, with
+    // by_email, the old users whose verified email a new identity shares.
+    "
+    CREATE TABLE issuer_moves (
+        from_issuer    TEXT PRIMARY KEY,
+        to_issuer      TEXT NOT NULL,
+        by_email       INTEGER NOT NULL,
+        created_at     INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -257,6 +257,10 @@ pub(super) fn upsert(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
+    let existing = match existing {
+        Some(e) => Some(e),
+        None => super::moves::take_over_by_email(tx, ctx, user)?,
+    };
     let own_id = existing.as_ref().map(|e| e.0);
     if let Some(other) = name_owner(tx, &user.name, own_id, None)? {
         return Err(conflict(format!(
@@ -518,6 +522,11 @@ fn ensure_group(
     if let Some((id, old)) = &existing {
         if old == name {
             return Ok(Some(*id));
+        }
+    }
+    if existing.is_none() {
+        if let Some(id) = super::moves::take_over_group(tx, ctx, provider_name, name)? {
+            return Ok(Some(id));
         }
     }
     if name_owner(tx, name, None, existing.as_ref().map(|e| e.0))?.is_some() {
