@@ -10,7 +10,7 @@
 //! `OP_DEVICE_TTL`, `OP_ACCESS_TTL`, `OP_KEYS_FILE`, `OP_KID_PREFIX`, `OP_GROUPS_CLAIM`,
 //! `OP_ALICE_GROUPS`, `OP_ROTATE_REFRESH`, and the provider shapes: `OP_ISSUER_PATH`,
 //! `OP_ACCOUNTS`, `OP_CLIENT_AUTH_METHODS`, `OP_REQUIRE_BODY_CLIENT_ID`, `OP_USER_CODE_MASK`,
-//! `OP_DEVICE_ANSWER`, `OP_VERIFICATION_URL`, `OP_SLOW_DOWN`, `OP_DENIAL_ERROR`) are described
+//! `OP_DEVICE_ANSWER`, `OP_VERIFICATION_URL`, `OP_GROUPS_SCOPE`, `OP_SLOW_DOWN`, `OP_DENIAL_ERROR`) are described
 //! in `provider.mjs`, and so are the test-only administration endpoints
 //! ([`Provider::set_account`], [`Provider::forge_next_refresh`], [`Provider::outage`]); TLS is
 //! [`Provider::start_on`] with a

@@ -11,10 +11,15 @@ use oidcd_tests::scenario::{groups_of, pam_namespace, reload};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider};
 use serde_json::{Value, json};
 
-/// The provider without a consent page, with `accounts` (`OP_ACCOUNTS`) and `env`.
+/// The provider without a consent page, with `accounts` (`OP_ACCOUNTS`) and `env`. Its groups
+/// come without a `groups` scope, as Keycloak's mappers, GitLab's and Entra's do.
 fn provider(accounts: &Value, env: &[(&str, &str)]) -> Provider {
     let accounts = accounts.to_string();
-    let mut all = vec![("OP_AUTO_CONSENT", "1"), ("OP_ACCOUNTS", accounts.as_str())];
+    let mut all = vec![
+        ("OP_AUTO_CONSENT", "1"),
+        ("OP_GROUPS_SCOPE", "openid"),
+        ("OP_ACCOUNTS", accounts.as_str()),
+    ];
     all.extend_from_slice(env);
     Provider::start(&all)
 }
@@ -24,6 +29,14 @@ fn login(ns: &Namespace, op: &Provider, user: &str, approver: &str) -> Login {
     PamLogin::new(ns, SERVICE, user)
         .approved_by(Approver::user(op, approver))
         .run()
+}
+
+/// The test defaults for `op`, asking for the standard scopes only (GitLab and Entra ID refuse
+/// a `groups` scope; Keycloak has none by default).
+fn standard_scopes(op: &Provider) -> DaemonConfig {
+    let mut cfg = DaemonConfig::for_provider(op);
+    cfg.set("provider", "scopes", r#"["openid", "profile", "email"]"#);
+    cfg
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -47,7 +60,7 @@ fn keycloak_groups_realm_roles_and_client_roles_combine() {
         &[],
     );
     let ns = pam_namespace();
-    let mut cfg = DaemonConfig::for_provider(&op);
+    let mut cfg = standard_scopes(&op);
     cfg.set(
         "claims",
         "groups_claim",
@@ -83,7 +96,7 @@ fn gitlab_paths_numeric_subject_nickname_and_a_string_for_a_list() {
         &[],
     );
     let ns = pam_namespace();
-    let mut cfg = DaemonConfig::for_provider(&op);
+    let mut cfg = standard_scopes(&op);
     cfg.set("claims", "username_claim", "\"nickname\"");
     cfg.set("mapping", "group_path", "\"last\"");
     cfg.set(
@@ -141,9 +154,10 @@ fn entra_tenant_issuer_object_id_groups_upn_ps256_and_nine_character_codes() {
         ],
     );
     let ns = pam_namespace();
-    let mut cfg = DaemonConfig::for_provider(&op);
+    let mut cfg = standard_scopes(&op);
     cfg.set("provider", "client_id", &format!("\"{PUBLIC_CLIENT_ID}\""));
     cfg.unset("provider", "client_secret");
+    cfg.set("claims", "source", "\"id_token\"");
     cfg.set("mapping", "strip_suffixes", r#"["@contoso.test"]"#);
     cfg.set(
         "mapping",
@@ -190,7 +204,7 @@ fn entra_groups_overage_is_unknown_and_refused_under_allowed_groups() {
         &[],
     );
     let ns = pam_namespace();
-    let mut cfg = DaemonConfig::for_provider(&op);
+    let mut cfg = standard_scopes(&op);
     let d = Daemon::start(&ns, &cfg);
     login(&ns, &op, "alice", "alice").expect_success();
     assert_eq!(groups_of(&ns, "alice"), ["alice"]);
@@ -225,8 +239,7 @@ fn google_verification_url_no_groups_and_hosted_domain() {
         ],
     );
     let ns = pam_namespace();
-    let mut cfg = DaemonConfig::for_provider(&op);
-    cfg.set("provider", "scopes", r#"["openid", "email", "profile"]"#);
+    let mut cfg = standard_scopes(&op);
     cfg.set("claims", "username_claim", "\"email\"");
     cfg.set("claims", "domain_claim", "\"hd\"");
     cfg.set("mapping", "strip_suffixes", r#"["@example.test"]"#);

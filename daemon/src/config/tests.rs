@@ -87,6 +87,14 @@ fn shipped_example(name: &str) -> String {
         .join("\n")
 }
 
+/// Parses `text` with its `client_secret_file` pointed at a real 0600 file.
+fn parse_with_secret(text: &str) -> Config {
+    let dir = TempDir::new();
+    let secret = dir.file("client_secret", "s3cret\n", 0o600);
+    let text = text.replace("/etc/oidcd/client_secret", &secret.to_string_lossy());
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+}
+
 // ---- The shipped file ----
 
 /// The shipped file parses and, everything being commented out, equals the defaults.
@@ -157,18 +165,28 @@ fn shipped_defaults_uncommented_are_the_defaults() {
 #[test]
 fn shipped_examples_parse() {
     let kc = parse(&shipped_example("keycloak")).unwrap();
-    assert_eq!(kc.claims.groups, [ClaimPath("realm_access.roles".into())]);
+    assert_eq!(kc.claims.groups.len(), 3);
     assert_eq!(kc.access.admin_groups, ["linux-admins"]);
     assert_eq!(kc.providers[0].client_auth, None);
 
+    assert_eq!(kc.mapping.group_path, GroupPath::Dash);
+
     let gl = parse(&shipped_example("gitlab")).unwrap();
     assert_eq!(gl.claims.source, ClaimSource::Both);
-    assert_eq!(gl.mapping.group_strip_prefixes, ["infra/"]);
+    assert_eq!(gl.claims.username, ClaimPath("nickname".into()));
+    assert_eq!(gl.mapping.group_path, GroupPath::Last);
 
     let entra = parse(&shipped_example("entra")).unwrap();
     assert_eq!(entra.claims.source, ClaimSource::IdToken);
     assert_eq!(entra.mapping.strip_suffixes, ["@example.com"]);
     assert_eq!(entra.providers[0].scopes, ["openid", "profile", "email"]);
+    assert_eq!(entra.mapping.group_names.len(), 1);
+
+    let google = parse_with_secret(&shipped_example("google"));
+    assert_eq!(google.claims.domain, Some(ClaimPath("hd".into())));
+
+    let ak = parse(&shipped_example("authentik")).unwrap();
+    assert!(ak.providers[0].issuer.ends_with("/linux/"));
 }
 
 // ---- A complete file ----
