@@ -123,6 +123,14 @@ fn run(config: Config, args: Args) -> Result<(), String> {
             p.issuer
         );
     }
+    if config.providers.len() > 1 {
+        let list: Vec<String> = config
+            .providers
+            .iter()
+            .map(|p| format!("{} ({}, names {})", p.id, p.issuer, p.name_pattern()))
+            .collect();
+        log::info!("providers: {}", list.join("; "));
+    }
     if config.providers.is_empty() {
         log::warn!(
             "no [provider] configured: known users still resolve; oidcctl import and logins need [provider]"
