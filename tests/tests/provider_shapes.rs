@@ -132,7 +132,8 @@ fn gitlab_paths_numeric_subject_nickname_and_a_string_for_a_list() {
 
 /// Entra ID: an issuer with a tenant path, a public client, PS256 ID tokens, a UPN as
 /// preferred_username (mapped with `strip_suffixes`), groups as object ids named by
-/// `group_names` (an unnamed one is left out with a log line saying how to name it), no
+/// `group_names` (an unnamed one is left out with a log line saying how to name it) and
+/// matched in `admin_groups` without regard to case (`ignore_group_case`), no
 /// `email_verified`, and a nine-character user code without a dash, shown exactly as sent.
 #[test]
 fn entra_tenant_issuer_object_id_groups_upn_ps256_and_nine_character_codes() {
@@ -165,6 +166,13 @@ fn entra_tenant_issuer_object_id_groups_upn_ps256_and_nine_character_codes() {
         &format!(r#"{{ "{admins}" = "linux-admins" }}"#),
     );
     cfg.set("login", "allowed_algs", r#"["PS256"]"#);
+    // Access lists name groups by object id; Entra's are case-insensitive.
+    cfg.set(
+        "access",
+        "admin_groups",
+        &format!(r#"["{}"]"#, admins.to_ascii_uppercase()),
+    );
+    cfg.set("access", "ignore_group_case", "true");
     let d = Daemon::start(&ns, &cfg);
     let l = login(&ns, &op, "alice", "alice");
     l.expect_success();
@@ -176,7 +184,10 @@ fn entra_tenant_issuer_object_id_groups_upn_ps256_and_nine_character_codes() {
         "{}",
         d.logs()
     );
-    assert_eq!(groups_of(&ns, "alice"), strings(&["alice", "linux-admins"]));
+    assert_eq!(
+        groups_of(&ns, "alice"),
+        strings(&["alice", "linux-admins", "sudo"])
+    );
     assert!(
         d.logs()
             .contains(&format!("group {unnamed:?} skipped") as &str),
