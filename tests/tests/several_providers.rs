@@ -2,11 +2,13 @@
 //! host at the same time. Each `[[provider]]` has its own client, claims, gates and mapping; a
 //! user name says which provider it belongs to (the contractors' names end in `-ext`); the
 //! same subject at two issuers is two people with two UIDs; a name one provider holds is refused
-//! to the other; `oidcctl status` and `doctor` report each provider.
+//! to the other; `oidcctl status` and `doctor` report each provider; over SSH, a first login
+//! reaches the right provider by the name alone.
 
 use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
 use oidcd_tests::provider::{CLIENT_ID, CLIENT_SECRET};
 use oidcd_tests::scenario::{groups_of, pam_namespace};
+use oidcd_tests::sshd::{Sshd, ssh_login};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider};
 use serde_json::json;
 
@@ -143,4 +145,35 @@ fn two_providers_side_by_side() {
     };
     assert!(found("staff: "), "{doctor:#}");
     assert!(found("contractors: "), "{doctor:#}");
+}
+
+/// Over SSH the name alone reaches the right provider, at a first login: `ssh alice-ext@host`
+/// gets sshd the contractors' provisional entry, a prompt with the contractors' provider's URL,
+/// and after alice approves there a session as `alice-ext` with that provider's groups.
+#[test]
+fn over_ssh_the_name_reaches_its_provider() {
+    let staff = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
+    let contractors =
+        Provider::start(&[("OP_AUTO_CONSENT", "1"), ("OP_ALICE_GROUPS", "contractors")]);
+    let ns = Namespace::builder().pam_dir().start();
+    let d = Daemon::start(&ns, &config(&staff, &contractors));
+    let sshd = Sshd::start(&ns);
+    let l = ssh_login(
+        &sshd,
+        "alice-ext",
+        Some(Approver::user(&contractors, "alice")),
+        Some("id -un; id -Gn"),
+    );
+    assert!(
+        l.authenticated(),
+        "{l}\n--- sshd ---\n{}\n--- oidcd ---\n{}",
+        sshd.logs(),
+        d.logs()
+    );
+    let p = l.prompt.as_ref().expect("no prompt with a code");
+    assert!(p.url.starts_with(&contractors.issuer()), "{}", p.text);
+    let out = l.command().expect("no command ran");
+    let out = out["stdout"].as_str().unwrap();
+    assert!(out.starts_with("alice-ext\n"), "{out}");
+    assert!(out.contains("ext-contractors"), "{out}");
 }
