@@ -1,17 +1,26 @@
-//! Steps many login tests share: a namespace with the `oidc-test` PAM service, the groups glibc
-//! sees for a user, and a configuration reload that is waited for.
+//! Steps many login tests share: a namespace with the `oidc-test` PAM service, an approved
+//! login, the groups glibc sees for a user, and a configuration reload that is waited for.
 
 use std::time::Duration;
 
 use crate::daemon::{Daemon, DaemonConfig};
 use crate::ns::Namespace;
-use crate::pam::{self, SERVICE};
+use crate::pam::{self, Approver, Login, PamLogin, SERVICE};
+use crate::provider::Provider;
 
 /// A namespace with a bound `/etc/pam.d` holding the `oidc-test` service (auth and account).
 pub fn pam_namespace() -> Namespace {
     let ns = Namespace::builder().pam_dir().start();
     pam::install_service(&ns, SERVICE, "");
     ns
+}
+
+/// `user` logs in on the `oidc-test` service, approved at `op` by its test account `who`
+/// (alice, bob or carol).
+pub fn login_as(ns: &Namespace, op: &Provider, user: &str, who: &str) -> Login {
+    PamLogin::new(ns, SERVICE, user)
+        .approved_by(Approver::user(op, who))
+        .run()
 }
 
 /// The names of `user`'s groups as glibc sees them (`id -Gn`), sorted.

@@ -6,16 +6,9 @@
 
 use std::os::unix::fs::chown;
 
-use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
-use oidcd_tests::scenario::{pam_namespace, reload};
+use oidcd_tests::scenario::{login_as as login, pam_namespace, reload};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, TempDir};
 use serde_json::json;
-
-fn login(ns: &Namespace, op: &Provider, user: &str, who: &str) -> Login {
-    PamLogin::new(ns, SERVICE, user)
-        .approved_by(Approver::user(op, who))
-        .run()
-}
 
 /// `getent passwd NAME`'s UID and `getent group developers`'s GID.
 fn ids(ns: &Namespace, name: &str) -> (String, String) {

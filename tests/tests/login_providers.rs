@@ -1,27 +1,22 @@
 //! User story: logins work with the shapes real providers come in: RS256 or ES256 ID tokens,
 //! groups only from userinfo, nested and URL-named group claims, subjects that are not Unix
-//! names, keys rotated while the daemon runs, HTTPS behind a private CA, public clients and
-//! `client_secret_post`. Each case is a full pamtester login checked with `id`.
+//! names, keys rotated while the daemon runs, HTTPS behind a private CA, public clients,
+//! `client_secret_post`, `client_id` in the body beside HTTP Basic, and the client
+//! authentication chosen from discovery. Each case is a full pamtester login checked with `id`.
 
 use std::time::Duration;
 
-use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
 use oidcd_tests::provider::{POST_CLIENT_ID, POST_CLIENT_SECRET, PUBLIC_CLIENT_ID};
-use oidcd_tests::scenario::{groups_of as groups, pam_namespace as namespace, reload};
-use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, Tls, free_port, measure, ms};
+use oidcd_tests::scenario::{
+    groups_of as groups, login_as as login, pam_namespace as namespace, reload,
+};
+use oidcd_tests::{Daemon, DaemonConfig, Provider, Tls, free_port, measure, ms};
 
 /// The provider with `env` and no consent page.
 fn provider(env: &[(&str, &str)]) -> Provider {
     let mut all = vec![("OP_AUTO_CONSENT", "1")];
     all.extend_from_slice(env);
     Provider::start(&all)
-}
-
-/// `user` logs in, approved by the test account `approver`.
-fn login(ns: &Namespace, op: &Provider, user: &str, approver: &str) -> Login {
-    PamLogin::new(ns, SERVICE, user)
-        .approved_by(Approver::user(op, approver))
-        .run()
 }
 
 /// alice's groups with the provider's groups present.

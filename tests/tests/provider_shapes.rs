@@ -5,10 +5,9 @@
 //! PS256 and nine-character codes, Entra's groups overage, Google's `verification_url` and
 //! `hd`, and the issuer paths, `groups` scope and EdDSA keys of Okta, Dex and Authentik.
 
-use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
 use oidcd_tests::provider::PUBLIC_CLIENT_ID;
-use oidcd_tests::scenario::{groups_of, pam_namespace, reload};
-use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider};
+use oidcd_tests::scenario::{groups_of, login_as as login, pam_namespace, reload};
+use oidcd_tests::{Daemon, DaemonConfig, Provider};
 use serde_json::{Value, json};
 
 /// The provider without a consent page, with `accounts` (`OP_ACCOUNTS`) and `env`. Its groups
@@ -22,13 +21,6 @@ fn provider(accounts: &Value, env: &[(&str, &str)]) -> Provider {
     ];
     all.extend_from_slice(env);
     Provider::start(&all)
-}
-
-/// `user` logs in, approved by the test account `approver` (alice/alice-pw, bob/bob-pw).
-fn login(ns: &Namespace, op: &Provider, user: &str, approver: &str) -> Login {
-    PamLogin::new(ns, SERVICE, user)
-        .approved_by(Approver::user(op, approver))
-        .run()
 }
 
 /// The test defaults for `op`, asking for the standard scopes only (GitLab and Entra ID refuse

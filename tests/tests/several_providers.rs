@@ -5,9 +5,9 @@
 //! to the other; `oidcctl status` and `doctor` report each provider; over SSH, a first login
 //! reaches the right provider by the name alone.
 
-use oidcd_tests::pam::{Approver, Login, PamLogin, SERVICE};
+use oidcd_tests::pam::Approver;
 use oidcd_tests::provider::{CLIENT_ID, CLIENT_SECRET};
-use oidcd_tests::scenario::{groups_of, pam_namespace};
+use oidcd_tests::scenario::{groups_of, login_as as login, pam_namespace};
 use oidcd_tests::sshd::{Sshd, ssh_login};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider};
 use serde_json::json;
@@ -46,13 +46,6 @@ allowed_groups = ["contractors"]
         contractors = contractors.issuer()
     ));
     c
-}
-
-/// `user` logs in, approved by `who` at `op`.
-fn login(ns: &Namespace, op: &Provider, user: &str, who: &str) -> Login {
-    PamLogin::new(ns, SERVICE, user)
-        .approved_by(Approver::user(op, who))
-        .run()
 }
 
 /// Two providers side by side: `alice` logs in through staff and `alice-ext` through the

@@ -27,7 +27,7 @@ mod tests {
 
     fn cfg_with_program(program: &std::path::Path) -> Config {
         let mut c = Config {
-            providers: vec![ProviderConfig::for_test("https://idp")],
+            providers: vec![ProviderConfig::for_tests("https://idp")],
             ..Config::default()
         };
         c.login.ssh_programs = vec![program.to_path_buf()];

@@ -146,28 +146,6 @@ pub struct ProviderConfig {
     pub mapping: MappingConfig,
 }
 
-impl ProviderConfig {
-    /// A public client `oidcd` of `issuer` asking for `openid` only (unit tests).
-    #[cfg(test)]
-    pub fn for_test(issuer: &str) -> Self {
-        let defaults = Config::default();
-        Self {
-            id: DEFAULT_PROVIDER_ID.into(),
-            issuer: issuer.into(),
-            client_id: "oidcd".into(),
-            client_secret: None,
-            client_auth: Some(ClientAuth::None),
-            scopes: vec!["openid".into()],
-            ca_file: None,
-            insecure_http_issuer: false,
-            offline_access: true,
-            claims: defaults.claims,
-            access: defaults.access,
-            mapping: defaults.mapping,
-        }
-    }
-}
-
 /// Where claims are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimSource {

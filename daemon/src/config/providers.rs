@@ -73,6 +73,28 @@ impl ProviderConfig {
     }
 }
 
+#[cfg(test)]
+impl ProviderConfig {
+    /// A public client `oidcd` at `issuer`, with the default rules (unit tests).
+    pub(crate) fn for_tests(issuer: &str) -> Self {
+        let d = Config::default();
+        Self {
+            id: DEFAULT_PROVIDER_ID.into(),
+            issuer: issuer.into(),
+            client_id: "oidcd".into(),
+            client_secret: None,
+            client_auth: Some(super::ClientAuth::None),
+            scopes: vec!["openid".into()],
+            ca_file: None,
+            insecure_http_issuer: false,
+            offline_access: true,
+            claims: d.claims,
+            access: d.access,
+            mapping: d.mapping,
+        }
+    }
+}
+
 impl Config {
     /// The first provider: the only one of a single `[provider]`.
     pub fn default_provider(&self) -> Option<&ProviderConfig> {

@@ -163,7 +163,7 @@ mod tests {
             client_id: "c".into(),
             scopes: vec!["openid".into(), "email".into()],
             offline_access,
-            ..ProviderConfig::for_test("https://idp")
+            ..ProviderConfig::for_tests("https://idp")
         }
     }
 

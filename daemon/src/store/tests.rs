@@ -14,10 +14,9 @@ const ISSUER: &str = "https://idp.example.com";
 const NOW: i64 = 1_700_000_000;
 
 fn cfg() -> Config {
-    let d = Config::default();
     Config {
-        providers: vec![ProviderConfig::for_test(ISSUER)],
-        ..d
+        providers: vec![ProviderConfig::for_tests(ISSUER)],
+        ..Config::default()
     }
 }
 

@@ -486,7 +486,7 @@ mod tests {
         c.access.admin_groups = vec!["admins".into()];
         c.providers = vec![ProviderConfig {
             access: c.access.clone(),
-            ..ProviderConfig::for_test(ISSUER)
+            ..ProviderConfig::for_tests(ISSUER)
         }];
         c
     }

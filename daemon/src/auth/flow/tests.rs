@@ -42,7 +42,7 @@ impl World {
             claims: cfg.claims.clone(),
             access: cfg.access.clone(),
             mapping: cfg.mapping.clone(),
-            ..ProviderConfig::for_test(ISSUER)
+            ..ProviderConfig::for_tests(ISSUER)
         }];
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(

@@ -305,21 +305,7 @@ mod tests {
     }
 
     fn test_provider() -> ProviderConfig {
-        let c = Config::default();
-        ProviderConfig {
-            id: "default".into(),
-            issuer: "https://idp.example.com".into(),
-            client_id: "oidcd".into(),
-            client_secret: None,
-            client_auth: None,
-            scopes: vec!["openid".into()],
-            ca_file: None,
-            insecure_http_issuer: false,
-            offline_access: true,
-            claims: c.claims,
-            access: c.access,
-            mapping: c.mapping,
-        }
+        ProviderConfig::for_tests("https://idp.example.com")
     }
 
     /// The discovery document's algorithms must meet login.allowed_algs.
