@@ -68,7 +68,7 @@ pub fn precheck_user(state: &State, cfg: &Config, user: &str) -> Result<(), Prec
             return Ok(());
         }
         if cfg.access.link_by_email {
-            return match email_linkable(&cfg, user, uid) {
+            return match email_linkable(cfg, user, uid) {
                 Ok(()) => Ok(()),
                 Err(why) => not_ours(format!(
                     "{user} is a local account that is not linked to an identity, and \
