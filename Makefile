@@ -27,7 +27,7 @@ RPM := $(TARGET_DIR)/generate-rpm/oidcd-$(RPM_VERSION)-1.$(RPM_ARCH).rpm
 MAN_PAGES := oidcd.8 oidcctl.8 pam_oidc.8 nss_oidc.8 oidcd.toml.5
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= request_frame response_to_nss config claims id_token provider_answers login_prompt
+FUZZ_TARGETS ?= request_frame response_to_nss config claims id_token provider_answers login_prompt nss_map
 FUZZ_ARGS ?=
 
 .PHONY: packages deb rpm build man lint-packages test-packages fuzz fuzz-build

@@ -21,6 +21,7 @@
 pub mod client;
 pub mod frame;
 pub mod message;
+pub mod nss_map;
 pub mod paths;
 pub mod secret;
 pub mod types;

@@ -3,6 +3,10 @@
 /// The daemon's socket. The PAM and NSS modules connect here and nowhere else.
 pub const SOCKET_PATH: &str = "/run/oidcd/socket";
 
+/// The NSS map the daemon writes and the NSS module maps (see [`crate::nss_map`]): root-owned,
+/// mode 0644, replaced by rename. The module reads it from here and nowhere else.
+pub const NSS_MAP_PATH: &str = "/run/oidcd/nss.map";
+
 /// The daemon's default configuration file.
 pub const CONFIG_PATH: &str = "/etc/oidcd/oidcd.toml";
 

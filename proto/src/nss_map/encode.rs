@@ -1,0 +1,311 @@
+//! Writing a map: records are appended as entries arrive; [`MapEncoder::write_to`] lays out the
+//! hash tables and writes the file in one pass.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use super::{
+    EMPTY, GROUP_FIXED, HEADER_LEN, MAGIC, MUTABLE_LEN, STATE_CURRENT, USER_FIXED, VERSION,
+    hash_id, hash_name, until_nul,
+};
+
+/// A user to write. `gids` are the supplementary groups `initgroups` answers (any order; the
+/// encoder sorts them and drops repeats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserEntry<'a> {
+    /// Login name.
+    pub name: &'a str,
+    /// UID.
+    pub uid: u32,
+    /// Primary GID.
+    pub gid: u32,
+    /// GECOS.
+    pub gecos: &'a str,
+    /// Home directory.
+    pub dir: &'a str,
+    /// Shell.
+    pub shell: &'a str,
+    /// Supplementary GIDs.
+    pub gids: &'a [u32],
+}
+
+/// Why an entry or a map cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// A name or field is empty where it must not be, or holds a NUL, `:` or newline.
+    BadField(&'static str),
+    /// A record's strings exceed what the format holds (64 KiB for a user's).
+    TooLong,
+    /// The map would exceed 4 GiB.
+    TooLarge,
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadField(what) => write!(f, "{what} cannot be written to a passwd or group line"),
+            Self::TooLong => f.write_str("the entry's fields are too long for the map"),
+            Self::TooLarge => f.write_str("the map would exceed 4 GiB"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Builds a map. Entries added first win over later ones with the same name or ID (the daemon
+/// adds provider groups before user-private groups, as its store answers).
+#[derive(Debug, Default)]
+pub struct MapEncoder {
+    seed: u64,
+    records: Vec<u8>,
+    /// (name hash, uid, record) per user.
+    users: Vec<(u32, u32, u32)>,
+    /// (name hash, gid, record) per group.
+    groups: Vec<(u32, u32, u32)>,
+    sshd: Vec<u8>,
+    scratch: Vec<u32>,
+}
+
+fn check(s: &str, what: &'static str, may_be_empty: bool) -> Result<(), EncodeError> {
+    if (s.is_empty() && !may_be_empty) || !crate::types::is_field_safe(s) {
+        return Err(EncodeError::BadField(what));
+    }
+    Ok(())
+}
+
+fn u16_len(n: usize) -> Result<u16, EncodeError> {
+    u16::try_from(n).map_err(|_| EncodeError::TooLong)
+}
+
+fn u32_len(n: usize) -> Result<u32, EncodeError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n != EMPTY)
+        .ok_or(EncodeError::TooLarge)
+}
+
+impl MapEncoder {
+    /// An empty map whose name tables are keyed by `seed` (pick a random one per map).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// Reserves room for about `users` users, `groups` groups and `bytes` bytes of records.
+    pub fn reserve(&mut self, users: usize, groups: usize, bytes: usize) {
+        self.users.reserve(users);
+        self.groups.reserve(groups);
+        self.records.reserve(bytes);
+    }
+
+    /// Adds a user; nothing is added on error.
+    pub fn add_user(&mut self, u: &UserEntry<'_>) -> Result<(), EncodeError> {
+        check(u.name, "the user name", false)?;
+        check(u.gecos, "the GECOS field", true)?;
+        check(u.dir, "the home directory", true)?;
+        check(u.shell, "the shell", true)?;
+        let rec = u32_len(self.records.len())?;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(u.gids);
+        self.scratch.sort_unstable();
+        self.scratch.dedup();
+        let passwd = u.name.len() + 1;
+        let gecos = passwd + 2;
+        let dir = gecos + u.gecos.len() + 1;
+        let shell = dir + u.dir.len() + 1;
+        let blob_len = u16_len(shell + u.shell.len() + 1)?;
+        let ngids = u32_len(self.scratch.len())?;
+        let r = &mut self.records;
+        r.extend_from_slice(&u.uid.to_le_bytes());
+        r.extend_from_slice(&u.gid.to_le_bytes());
+        r.extend_from_slice(&ngids.to_le_bytes());
+        r.extend_from_slice(&blob_len.to_le_bytes());
+        for f in [passwd, gecos, dir, shell] {
+            r.extend_from_slice(&u16_len(f)?.to_le_bytes());
+        }
+        for s in [u.name, "*", u.gecos, u.dir, u.shell] {
+            r.extend_from_slice(s.as_bytes());
+            r.push(0);
+        }
+        for g in &self.scratch {
+            r.extend_from_slice(&g.to_le_bytes());
+        }
+        self.users
+            .push((hash_name(self.seed, u.name.as_bytes()), u.uid, rec));
+        Ok(())
+    }
+
+    /// Adds a group with its members; nothing is added on error.
+    pub fn add_group<'m>(
+        &mut self,
+        name: &str,
+        gid: u32,
+        members: impl IntoIterator<Item = &'m str>,
+    ) -> Result<(), EncodeError> {
+        check(name, "the group name", false)?;
+        let rec = u32_len(self.records.len())?;
+        let start = self.records.len();
+        self.records.extend_from_slice(&gid.to_le_bytes());
+        self.records.extend_from_slice(&[0; 8]); // count and length, filled in below
+        self.records.extend_from_slice(name.as_bytes());
+        self.records.extend_from_slice(b"\0*\0");
+        let mut count = 0usize;
+        for m in members {
+            if m.is_empty() || m.contains(',') || !crate::types::is_field_safe(m) {
+                self.records.truncate(start);
+                return Err(EncodeError::BadField("a member name"));
+            }
+            self.records.extend_from_slice(m.as_bytes());
+            self.records.push(0);
+            count += 1;
+        }
+        let blob_len = self.records.len() - start - GROUP_FIXED;
+        match (u32_len(count), u32_len(blob_len)) {
+            (Ok(c), Ok(l)) => {
+                self.records[start + 4..start + 8].copy_from_slice(&c.to_le_bytes());
+                self.records[start + 8..start + 12].copy_from_slice(&l.to_le_bytes());
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                self.records.truncate(start);
+                return Err(e);
+            }
+        }
+        self.groups
+            .push((hash_name(self.seed, name.as_bytes()), gid, rec));
+        Ok(())
+    }
+
+    /// Adds an executable path recognised as sshd.
+    pub fn add_sshd_path(&mut self, path: &str) -> Result<(), EncodeError> {
+        if path.is_empty() || path.contains('\0') {
+            return Err(EncodeError::BadField("an sshd path"));
+        }
+        self.sshd.extend_from_slice(path.as_bytes());
+        self.sshd.push(0);
+        Ok(())
+    }
+
+    /// Users added so far.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The file's bytes, state [`STATE_CURRENT`].
+    pub fn to_vec(&self, generation: u64, valid_until: i64) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.write_to(&mut out, generation, valid_until)
+            .map_err(|_| EncodeError::TooLarge)?;
+        Ok(out)
+    }
+
+    /// Writes the file (state [`STATE_CURRENT`]) to `w`: header, records, tables, sshd paths.
+    pub fn write_to(
+        &self,
+        w: &mut impl Write,
+        generation: u64,
+        valid_until: i64,
+    ) -> io::Result<()> {
+        let too_large = || io::Error::other(EncodeError::TooLarge);
+        let slots = |n: usize| (n * 2).next_power_of_two().max(16);
+        let tables = [
+            slots(self.users.len()),
+            slots(self.users.len()),
+            slots(self.groups.len()),
+            slots(self.groups.len()),
+        ];
+        let records_at = HEADER_LEN;
+        let mut at = records_at + self.records.len();
+        let mut table_at = [0usize; 4];
+        for (i, n) in tables.iter().enumerate() {
+            table_at[i] = at;
+            at += n * 8;
+        }
+        let sshd_at = at;
+        let file_len = sshd_at + self.sshd.len();
+        if u32::try_from(file_len).is_err() {
+            return Err(too_large());
+        }
+        let mut h = Vec::with_capacity(HEADER_LEN);
+        h.extend_from_slice(&valid_until.to_le_bytes());
+        h.push(STATE_CURRENT);
+        h.extend_from_slice(&[0; 7]);
+        debug_assert_eq!(h.len(), MUTABLE_LEN);
+        h.extend_from_slice(&MAGIC);
+        h.extend_from_slice(&VERSION.to_le_bytes());
+        h.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        h.extend_from_slice(&generation.to_le_bytes());
+        h.extend_from_slice(&self.seed.to_le_bytes());
+        h.extend_from_slice(&(file_len as u64).to_le_bytes());
+        let pair = |h: &mut Vec<u8>, a: usize, b: usize| {
+            // Both fit: file_len fits in u32 (checked above).
+            h.extend_from_slice(&(a as u32).to_le_bytes());
+            h.extend_from_slice(&(b as u32).to_le_bytes());
+        };
+        for i in 0..4 {
+            pair(&mut h, table_at[i], tables[i]);
+        }
+        pair(&mut h, records_at, self.records.len());
+        pair(&mut h, sshd_at, self.sshd.len());
+        pair(&mut h, self.users.len(), self.groups.len());
+        h.resize(HEADER_LEN, 0);
+        w.write_all(&h)?;
+        w.write_all(&self.records)?;
+        let by_name = |entries: &[(u32, u32, u32)], n: usize, fixed: usize| {
+            self.table(n, entries.iter().map(|&(h, _, r)| (h, h, r)), |a, b| {
+                self.name_at(a as usize + fixed) == self.name_at(b as usize + fixed)
+            })
+        };
+        let by_id = |entries: &[(u32, u32, u32)], n: usize| {
+            self.table(
+                n,
+                entries
+                    .iter()
+                    .map(|&(_, id, r)| (hash_id(self.seed, id), id, r)),
+                |_, _| true,
+            )
+        };
+        w.write_all(&by_name(&self.users, tables[0], USER_FIXED))?;
+        w.write_all(&by_id(&self.users, tables[1]))?;
+        w.write_all(&by_name(&self.groups, tables[2], GROUP_FIXED))?;
+        w.write_all(&by_id(&self.groups, tables[3]))?;
+        w.write_all(&self.sshd)?;
+        Ok(())
+    }
+
+    fn name_at(&self, at: usize) -> &[u8] {
+        until_nul(self.records.get(at..).unwrap_or(&[]))
+    }
+
+    /// One hash table of `n` slots from (home, key, record) entries in order: an entry whose
+    /// key is already there for an equal entry (`same`) is left out, so the first one wins.
+    fn table(
+        &self,
+        n: usize,
+        entries: impl Iterator<Item = (u32, u32, u32)>,
+        same: impl Fn(u32, u32) -> bool,
+    ) -> Vec<u8> {
+        let mut slots = vec![(0u32, EMPTY); n];
+        for (home, key, rec) in entries {
+            let mut i = home as usize & (n - 1);
+            loop {
+                let (k, r) = slots[i];
+                if r == EMPTY {
+                    slots[i] = (key, rec);
+                    break;
+                }
+                if k == key && same(r, rec) {
+                    break;
+                }
+                i = (i + 1) & (n - 1);
+            }
+        }
+        let mut out = Vec::with_capacity(n * 8);
+        for (k, r) in slots {
+            out.extend_from_slice(&k.to_le_bytes());
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out
+    }
+}
