@@ -9,9 +9,10 @@ use std::ffi::CString;
 use std::mem::MaybeUninit;
 
 use libc::{c_char, c_int, c_long, gid_t, size_t, uid_t};
-use libnss::group::CGroup;
-use libnss::interop::NssStatus;
-use libnss::passwd::CPasswd;
+
+type CPasswd = libc::passwd;
+type CGroup = libc::group;
+const NOTFOUND: c_int = 0;
 
 unsafe extern "C" {
     fn _nss_oidc_getpwnam_r(
@@ -28,7 +29,7 @@ unsafe extern "C" {
         buflen: size_t,
         errnop: *mut c_int,
     ) -> c_int;
-    fn _nss_oidc_setpwent() -> c_int;
+    fn _nss_oidc_setpwent(stayopen: c_int) -> c_int;
     fn _nss_oidc_getpwent_r(
         result: *mut CPasswd,
         buf: *mut c_char,
@@ -50,7 +51,7 @@ unsafe extern "C" {
         buflen: size_t,
         errnop: *mut c_int,
     ) -> c_int;
-    fn _nss_oidc_setgrent() -> c_int;
+    fn _nss_oidc_setgrent(stayopen: c_int) -> c_int;
     fn _nss_oidc_getgrent_r(
         result: *mut CGroup,
         buf: *mut c_char,
@@ -93,7 +94,8 @@ fn all_entry_points_are_exported() {
     }
 }
 
-/// Through the real C entry points, an impossible name is NOTFOUND (0) without a daemon.
+/// Through the real C entry points, an impossible name is NOTFOUND (0, errno ENOENT) without
+/// a daemon.
 #[test]
 fn c_entry_points_answer_notfound_for_impossible_names() {
     let name = CString::new("no:such user").unwrap();
@@ -111,7 +113,7 @@ fn c_entry_points_answer_notfound_for_impossible_names() {
             &mut errno,
         )
     };
-    assert_eq!(status, NssStatus::NotFound as c_int);
+    assert_eq!(status, NOTFOUND);
 
     let mut gr = MaybeUninit::<CGroup>::zeroed();
     // SAFETY: as above.
@@ -124,7 +126,7 @@ fn c_entry_points_answer_notfound_for_impossible_names() {
             &mut errno,
         )
     };
-    assert_eq!(status, NssStatus::NotFound as c_int);
+    assert_eq!(status, NOTFOUND);
 
     // glibc's initgroups starts with the primary group in slot 0 of a malloc'ed array.
     // SAFETY: malloc of one gid; freed below (the module did not touch it on NOTFOUND).
@@ -143,7 +145,8 @@ fn c_entry_points_answer_notfound_for_impossible_names() {
             &mut errno,
         )
     };
-    assert_eq!(status, NssStatus::NotFound as c_int);
+    assert_eq!(status, NOTFOUND);
+    assert_eq!(errno, libc::ENOENT);
     assert_eq!((start, size), (1, 1));
     // SAFETY: the pointer came from malloc (possibly moved by realloc, which it was not).
     unsafe { libc::free(groups.cast()) };

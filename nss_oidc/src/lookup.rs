@@ -1,39 +1,74 @@
-//! One lookup = one request to the daemon, and the mapping of its answer to an NSS status.
+//! Where each lookup is answered from, and the mapping of answers to NSS statuses.
 //!
-//! The mapping is the module's contract with glibc:
+//! **The map** ([`crate::mapping`]) answers first when it is current (state 0, before its
+//! `valid_until`): hits, and misses too (NOTFOUND at once: with `files oidc` every typo reaches
+//! the module), except a miss in a process that runs one of the map's sshd programs, which asks
+//! the daemon (it may answer a provisional entry for a user's first SSH login).
+//!
+//! **The daemon** answers everything else: no map, a map behind the store (a change is being
+//! written), replaced, expired, untrusted or corrupt. If the daemon cannot be asked (down,
+//! frozen, or it says it is unavailable) and the map, even behind, is within its `valid_until`
+//! and has the entry, the map answers; otherwise UNAVAIL. The loop guard ([`crate::bypass`])
+//! is read only before asking the daemon.
+//!
+//! The daemon's answers keep their contract with glibc:
 //! - NOTFOUND only when the daemon itself answered [`Response::NotFound`] (or the name asked
-//!   for cannot be a user or group name, answered without asking). glibc then reports "no such
-//!   user" and nscd caches it, so anything less certain must not say so.
-//! - UNAVAIL for every [`ClientError`] (not running, timeout, untrusted socket, version
-//!   mismatch, bad frame), for [`Response::Unavailable`] and [`Response::Error`], for an
-//!   answer of the wrong type, for an entry that is not well formed (it could hold a NUL, which
-//!   libnss would panic on, or a `:` or newline), and for an entry that is not the one asked for.
+//!   for cannot be a user or group name, answered without asking), or from a current map.
+//!   glibc then reports "no such user" and nscd caches it, so anything less certain must not.
+//! - UNAVAIL for every [`ClientError`], for [`Response::Unavailable`] and [`Response::Error`],
+//!   for an answer of the wrong type, for an entry that is not well formed (a NUL, `:` or
+//!   newline in a field) and for an entry that is not the one asked for.
 //!
-//! Every function here is cheap and idempotent: libnss calls the hook again on each ERANGE
-//! retry with a bigger buffer.
+//! Every function here is cheap and idempotent: glibc calls again on each ERANGE retry with a
+//! bigger buffer.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use libnss::group::Group;
-use libnss::interop::Response as Nss;
-use libnss::passwd::Passwd;
 use oidc_proto::client::{self, ClientError, TrustedOwner};
+use oidc_proto::nss_map::{GroupRecord, MapView, UserRecord};
 use oidc_proto::paths::SOCKET_PATH;
 use oidc_proto::types::{UnixGroup, UnixUser};
 use oidc_proto::{Request, Response};
 
-/// The whole budget of one lookup: connect, send and receive. A frozen daemon costs this much,
-/// then the lookup answers UNAVAIL (the spec allows 300 ms). A missing socket is noticed
-/// before connecting and costs microseconds.
+use crate::mapping::Freshness;
+
+/// The whole budget of one call to the daemon: connect, send and receive. A frozen daemon
+/// costs this much, then the lookup answers UNAVAIL (the spec allows 300 ms). A missing
+/// socket is noticed before connecting and costs microseconds.
 pub const DEADLINE: Duration = Duration::from_millis(250);
 
-/// Longest user or group name the module will ask the daemon about, in bytes.
+/// Longest user or group name the module will look up, in bytes.
 pub const MAX_NAME_LEN: usize = oidc_proto::types::MAX_NAME_LEN;
 
 /// The password field of every entry: no password here, authentication goes through PAM.
 pub const NO_PASSWORD: &str = "*";
+
+/// What a lookup tells glibc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The entry is in the caller's buffer.
+    Success,
+    /// No such entry (errno ENOENT).
+    NotFound,
+    /// The module cannot answer now (errno EAGAIN): glibc goes on to the next source.
+    Unavail,
+    /// Try again with errno: ERANGE for a buffer too small, ENOMEM when realloc failed.
+    TryAgain(i32),
+}
+
+/// The daemon's answer to one request, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer<T> {
+    /// A well-formed entry for the key asked.
+    Found(T),
+    /// The daemon said there is no such entry.
+    NotFound,
+    /// The daemon could not be asked, or said it is unavailable: the map may stand in.
+    Unreachable,
+    /// The daemon answered something unusable (an error, a malformed or foreign entry).
+    Unavail,
+}
 
 /// Something that can answer a request: the real daemon, or a fake in tests.
 pub trait Daemon {
@@ -57,101 +92,228 @@ impl Daemon for SystemDaemon {
     }
 }
 
-/// `getpwnam`.
-pub fn user_by_name(daemon: &impl Daemon, name: &str) -> Nss<Passwd> {
-    if !is_plausible_name(name) {
-        return Nss::NotFound;
+/// The map as a lookup sees it.
+pub struct MapRef<'a> {
+    /// The map.
+    pub view: MapView<'a>,
+    /// Whether it may answer.
+    pub fresh: Freshness,
+    /// Whether this process runs one of the map's sshd programs (asked only on a miss).
+    pub in_sshd: &'a dyn Fn() -> bool,
+}
+
+/// Everything a lookup uses: the map, the loop guard and the daemon.
+pub trait Env {
+    /// Runs `f` with the map, if there is a trusted one.
+    fn with_map<R>(&self, f: impl FnMut(Option<MapRef<'_>>) -> R) -> R;
+    /// True when this process must not ask the daemon ([`crate::bypass`]).
+    fn bypassed(&self) -> bool;
+    /// The daemon.
+    fn daemon(&self) -> &impl Daemon;
+}
+
+/// The real thing: the mapped file, the environment's loop guard, the socket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct System;
+
+impl Env for System {
+    fn with_map<R>(&self, mut f: impl FnMut(Option<MapRef<'_>>) -> R) -> R {
+        crate::mapping::with_map(|m| match m {
+            Some((m, fresh)) => f(Some(MapRef {
+                view: m.view(),
+                fresh,
+                in_sshd: &|| m.in_sshd(),
+            })),
+            None => f(None),
+        })
     }
-    let request = Request::GetUserByName {
-        name: name.to_owned(),
-    };
-    ask(daemon, &request, |answer| match answer {
-        Response::User(user) if user.name == name => passwd(user),
-        _ => None,
+    fn bypassed(&self) -> bool {
+        crate::bypass::active()
+    }
+    fn daemon(&self) -> &impl Daemon {
+        &SystemDaemon
+    }
+}
+
+/// Where a lookup writes its entry (the caller's buffer, or a test's record).
+pub trait PasswdOut {
+    /// Copies a map record.
+    fn copy_map(&mut self, u: &UserRecord<'_>) -> Status;
+    /// Copies the daemon's entry (well formed).
+    fn copy_daemon(&mut self, u: &UnixUser) -> Status;
+}
+
+/// Where a group lookup writes its entry.
+pub trait GroupOut {
+    /// Copies a map record; `None` if the record is corrupt (then the daemon is asked).
+    fn copy_map(&mut self, g: &GroupRecord<'_>) -> Option<Status>;
+    /// Copies the daemon's entry (well formed).
+    fn copy_daemon(&mut self, g: &UnixGroup) -> Status;
+}
+
+/// Where `initgroups` adds GIDs.
+pub trait GidsOut {
+    /// Adds `gids` (sorted, each once; the lower bound of its size hint is exact) to the
+    /// caller's list.
+    fn add(&mut self, gids: &mut dyn Iterator<Item = u32>) -> Status;
+}
+
+/// A map lookup's result.
+enum Hit {
+    Found(Status),
+    Miss,
+    Corrupt,
+}
+
+/// The rule of the module docs: map first if current, else the daemon, the map standing in
+/// when the daemon cannot be asked.
+fn lookup<T>(
+    env: &impl Env,
+    mut from_map: impl FnMut(&MapView<'_>) -> Hit,
+    mut ask: impl FnMut(&dyn Daemon) -> Answer<T>,
+    mut emit: impl FnMut(T) -> Status,
+) -> Status {
+    env.with_map(|map| {
+        if let Some(m) = &map {
+            if m.fresh == Freshness::Current {
+                match from_map(&m.view) {
+                    Hit::Found(s) => return s,
+                    Hit::Miss if !(m.in_sshd)() => return Status::NotFound,
+                    Hit::Miss | Hit::Corrupt => {}
+                }
+            }
+        }
+        if env.bypassed() {
+            return Status::NotFound;
+        }
+        match ask(env.daemon()) {
+            Answer::Found(t) => emit(t),
+            Answer::NotFound => Status::NotFound,
+            Answer::Unavail => Status::Unavail,
+            Answer::Unreachable => match &map {
+                Some(m) if m.fresh != Freshness::Unusable => match from_map(&m.view) {
+                    Hit::Found(s) => s,
+                    Hit::Miss | Hit::Corrupt => Status::Unavail,
+                },
+                _ => Status::Unavail,
+            },
+        }
     })
 }
 
-/// `getpwuid`.
-pub fn user_by_uid(daemon: &impl Daemon, uid: u32) -> Nss<Passwd> {
-    ask(
-        daemon,
-        &Request::GetUserByUid { uid },
-        |answer| match answer {
-            Response::User(user) if user.uid == uid => passwd(user),
-            _ => None,
+fn hit<T>(r: Result<Option<T>, oidc_proto::nss_map::MapError>, f: impl FnOnce(T) -> Hit) -> Hit {
+    match r {
+        Ok(Some(t)) => f(t),
+        Ok(None) => Hit::Miss,
+        Err(_) => Hit::Corrupt,
+    }
+}
+
+/// `getpwnam`.
+pub fn user_by_name(env: &impl Env, name: &[u8], out: &mut impl PasswdOut) -> Status {
+    let Some(name) = plausible(name) else {
+        return Status::NotFound;
+    };
+    let out = std::cell::RefCell::new(out);
+    lookup(
+        env,
+        |v| {
+            hit(v.user_by_name(name.as_bytes()), |u| {
+                Hit::Found(out.borrow_mut().copy_map(&u))
+            })
         },
+        |d| daemon_user_by_name(d, name),
+        |u| out.borrow_mut().copy_daemon(&u),
+    )
+}
+
+/// `getpwuid`.
+pub fn user_by_uid(env: &impl Env, uid: u32, out: &mut impl PasswdOut) -> Status {
+    let out = std::cell::RefCell::new(out);
+    lookup(
+        env,
+        |v| {
+            hit(v.user_by_uid(uid), |u| {
+                Hit::Found(out.borrow_mut().copy_map(&u))
+            })
+        },
+        |d| daemon_user_by_uid(d, uid),
+        |u| out.borrow_mut().copy_daemon(&u),
     )
 }
 
 /// `getgrnam`.
-pub fn group_by_name(daemon: &impl Daemon, name: &str) -> Nss<Group> {
-    if !is_plausible_name(name) {
-        return Nss::NotFound;
-    }
-    let request = Request::GetGroupByName {
-        name: name.to_owned(),
+pub fn group_by_name(env: &impl Env, name: &[u8], out: &mut impl GroupOut) -> Status {
+    let Some(name) = plausible(name) else {
+        return Status::NotFound;
     };
-    ask(daemon, &request, |answer| match answer {
-        Response::Group(group) if group.name == name => group_entry(group),
-        _ => None,
-    })
-}
-
-/// `getgrgid`.
-pub fn group_by_gid(daemon: &impl Daemon, gid: u32) -> Nss<Group> {
-    ask(
-        daemon,
-        &Request::GetGroupByGid { gid },
-        |answer| match answer {
-            Response::Group(group) if group.gid == gid => group_entry(group),
-            _ => None,
+    let out = std::cell::RefCell::new(out);
+    lookup(
+        env,
+        |v| {
+            hit(v.group_by_name(name.as_bytes()), |g| {
+                group_hit(out.borrow_mut().copy_map(&g))
+            })
         },
+        |d| daemon_group_by_name(d, name),
+        |g| out.borrow_mut().copy_daemon(&g),
     )
 }
 
-/// `initgroups_dyn`: the user's supplementary groups, each GID once. libnss uses only the
-/// GIDs (and drops the one glibc already has), so the names are left empty.
-pub fn groups_of_user(daemon: &impl Daemon, name: &str) -> Nss<Vec<Group>> {
-    if !is_plausible_name(name) {
-        return Nss::NotFound;
-    }
-    let request = Request::GetGroupsOfUser {
-        name: name.to_owned(),
+/// `getgrgid`.
+pub fn group_by_gid(env: &impl Env, gid: u32, out: &mut impl GroupOut) -> Status {
+    let out = std::cell::RefCell::new(out);
+    lookup(
+        env,
+        |v| {
+            hit(v.group_by_gid(gid), |g| {
+                group_hit(out.borrow_mut().copy_map(&g))
+            })
+        },
+        |d| daemon_group_by_gid(d, gid),
+        |g| out.borrow_mut().copy_daemon(&g),
+    )
+}
+
+fn group_hit(s: Option<Status>) -> Hit {
+    s.map_or(Hit::Corrupt, Hit::Found)
+}
+
+/// `initgroups_dyn`: the user's supplementary GIDs.
+pub fn groups_of_user(env: &impl Env, name: &[u8], out: &mut impl GidsOut) -> Status {
+    let Some(name) = plausible(name) else {
+        return Status::NotFound;
     };
-    ask(daemon, &request, |answer| match answer {
-        Response::GroupIds { gids } => {
-            let mut seen = HashSet::with_capacity(gids.len());
-            Some(
-                gids.into_iter()
-                    .filter(|gid| seen.insert(*gid))
-                    .map(|gid| Group {
-                        name: String::new(),
-                        passwd: NO_PASSWORD.to_owned(),
-                        gid,
-                        members: Vec::new(),
-                    })
-                    .collect(),
-            )
-        }
-        _ => None,
-    })
+    let out = std::cell::RefCell::new(out);
+    lookup(
+        env,
+        |v| {
+            hit(v.user_by_name(name.as_bytes()), |u| {
+                Hit::Found(out.borrow_mut().add(&mut u.gids()))
+            })
+        },
+        |d| daemon_groups_of_user(d, name),
+        |gids| out.borrow_mut().add(&mut gids.into_iter()),
+    )
 }
 
-/// `setpwent`: every user the daemon enumerates (none when enumeration is disabled). One bad
-/// entry makes the whole answer UNAVAIL: a daemon that sends it is not to be trusted.
-pub fn all_users(daemon: &impl Daemon) -> Nss<Vec<Passwd>> {
-    ask(daemon, &Request::ListUsers, |answer| match answer {
-        Response::Users { users } => users.into_iter().map(passwd).collect(),
-        _ => None,
-    })
+/// The name as text if it could be a user or group the daemon serves.
+fn plausible(name: &[u8]) -> Option<&str> {
+    std::str::from_utf8(name)
+        .ok()
+        .filter(|n| is_plausible_name(n))
 }
 
-/// `setgrent`: every group the daemon enumerates (none when enumeration is disabled).
-pub fn all_groups(daemon: &impl Daemon) -> Nss<Vec<Group>> {
-    ask(daemon, &Request::ListGroups, |answer| match answer {
-        Response::Groups { groups } => groups.into_iter().map(group_entry).collect(),
-        _ => None,
-    })
+/// Whether `/proc/self/exe` is one of `paths` (a binary replaced by an upgrade shows as
+/// "path (deleted)", as the daemon also allows).
+pub fn exe_is_one_of<'a>(paths: impl Iterator<Item = &'a [u8]>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return false;
+    };
+    let exe = exe.as_os_str().as_bytes();
+    let exe = exe.strip_suffix(b" (deleted)").unwrap_or(exe);
+    paths.into_iter().any(|p| p == exe)
 }
 
 /// False for names no user or group can have, which are answered NOTFOUND without asking
@@ -161,448 +323,105 @@ pub fn is_plausible_name(name: &str) -> bool {
     oidc_proto::types::is_plausible_name(name)
 }
 
-/// Asks once and maps the answer: `accept` returns `None` for anything that is not a
+/// The daemon's `getpwnam`.
+pub fn daemon_user_by_name(daemon: &(impl Daemon + ?Sized), name: &str) -> Answer<UnixUser> {
+    let request = Request::GetUserByName {
+        name: name.to_owned(),
+    };
+    ask(daemon, &request, |answer| match answer {
+        Response::User(user) if user.name == name => well_formed_user(user),
+        _ => None,
+    })
+}
+
+/// The daemon's `getpwuid`.
+pub fn daemon_user_by_uid(daemon: &(impl Daemon + ?Sized), uid: u32) -> Answer<UnixUser> {
+    ask(
+        daemon,
+        &Request::GetUserByUid { uid },
+        |answer| match answer {
+            Response::User(user) if user.uid == uid => well_formed_user(user),
+            _ => None,
+        },
+    )
+}
+
+/// The daemon's `getgrnam`.
+pub fn daemon_group_by_name(daemon: &(impl Daemon + ?Sized), name: &str) -> Answer<UnixGroup> {
+    let request = Request::GetGroupByName {
+        name: name.to_owned(),
+    };
+    ask(daemon, &request, |answer| match answer {
+        Response::Group(group) if group.name == name => well_formed_group(group),
+        _ => None,
+    })
+}
+
+/// The daemon's `getgrgid`.
+pub fn daemon_group_by_gid(daemon: &(impl Daemon + ?Sized), gid: u32) -> Answer<UnixGroup> {
+    ask(
+        daemon,
+        &Request::GetGroupByGid { gid },
+        |answer| match answer {
+            Response::Group(group) if group.gid == gid => well_formed_group(group),
+            _ => None,
+        },
+    )
+}
+
+/// The daemon's `initgroups`: the user's supplementary GIDs, sorted, each once.
+pub fn daemon_groups_of_user(daemon: &(impl Daemon + ?Sized), name: &str) -> Answer<Vec<u32>> {
+    let request = Request::GetGroupsOfUser {
+        name: name.to_owned(),
+    };
+    ask(daemon, &request, |answer| match answer {
+        Response::GroupIds { mut gids } => {
+            gids.sort_unstable();
+            gids.dedup();
+            Some(gids)
+        }
+        _ => None,
+    })
+}
+
+/// `setpwent`: every user the daemon enumerates (none when enumeration is disabled). One bad
+/// entry makes the whole answer UNAVAIL: a daemon that sends it is not to be trusted.
+pub fn all_users(daemon: &(impl Daemon + ?Sized)) -> Answer<Vec<UnixUser>> {
+    ask(daemon, &Request::ListUsers, |answer| match answer {
+        Response::Users { users } => users.into_iter().map(well_formed_user).collect(),
+        _ => None,
+    })
+}
+
+/// `setgrent`: every group the daemon enumerates (none when enumeration is disabled).
+pub fn all_groups(daemon: &(impl Daemon + ?Sized)) -> Answer<Vec<UnixGroup>> {
+    ask(daemon, &Request::ListGroups, |answer| match answer {
+        Response::Groups { groups } => groups.into_iter().map(well_formed_group).collect(),
+        _ => None,
+    })
+}
+
+/// Asks once and checks the answer: `accept` returns `None` for anything that is not a
 /// well-formed answer to this request.
 fn ask<T>(
-    daemon: &impl Daemon,
+    daemon: &(impl Daemon + ?Sized),
     request: &Request,
     accept: impl FnOnce(Response) -> Option<T>,
-) -> Nss<T> {
+) -> Answer<T> {
     match daemon.call(request) {
-        Ok(Response::NotFound) => Nss::NotFound,
-        Ok(answer) => accept(answer).map_or(Nss::Unavail, Nss::Success),
-        Err(_) => Nss::Unavail,
+        Ok(Response::NotFound) => Answer::NotFound,
+        Ok(Response::Unavailable { .. }) | Err(_) => Answer::Unreachable,
+        Ok(answer) => accept(answer).map_or(Answer::Unavail, Answer::Found),
     }
 }
 
-/// The passwd entry for a well-formed user; `None` for any other.
-fn passwd(user: UnixUser) -> Option<Passwd> {
-    user.is_well_formed().then(|| Passwd {
-        name: user.name,
-        passwd: NO_PASSWORD.to_owned(),
-        uid: user.uid,
-        gid: user.gid,
-        gecos: user.gecos,
-        dir: user.home,
-        shell: user.shell,
-    })
+fn well_formed_user(user: UnixUser) -> Option<UnixUser> {
+    user.is_well_formed().then_some(user)
 }
 
-/// The group entry for a well-formed group; `None` for any other.
-fn group_entry(group: UnixGroup) -> Option<Group> {
-    group.is_well_formed().then(|| Group {
-        name: group.name,
-        passwd: NO_PASSWORD.to_owned(),
-        gid: group.gid,
-        members: group.members,
-    })
+fn well_formed_group(group: UnixGroup) -> Option<UnixGroup> {
+    group.is_well_formed().then_some(group)
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::io;
-    use std::time::Instant;
-
-    use libnss::interop::NssStatus;
-    use oidc_proto::types::ErrorCode;
-
-    use super::*;
-
-    /// Answers from a script and records what it was asked.
-    struct Fake {
-        answer: RefCell<Option<Result<Response, ClientError>>>,
-        asked: RefCell<Vec<Request>>,
-    }
-
-    impl Fake {
-        fn answering(answer: Response) -> Self {
-            Self::with(Ok(answer))
-        }
-
-        fn failing(error: ClientError) -> Self {
-            Self::with(Err(error))
-        }
-
-        fn with(answer: Result<Response, ClientError>) -> Self {
-            Self {
-                answer: RefCell::new(Some(answer)),
-                asked: RefCell::new(Vec::new()),
-            }
-        }
-
-        fn asked(&self) -> Vec<Request> {
-            self.asked.borrow().clone()
-        }
-    }
-
-    impl Daemon for Fake {
-        fn call(&self, request: &Request) -> Result<Response, ClientError> {
-            self.asked.borrow_mut().push(request.clone());
-            self.answer
-                .borrow_mut()
-                .take()
-                .expect("the fake answers one call")
-        }
-    }
-
-    fn alice() -> UnixUser {
-        UnixUser {
-            name: "alice".into(),
-            uid: 70001,
-            gid: 70001,
-            gecos: "Alice (OIDC)".into(),
-            home: "/home/alice".into(),
-            shell: "/bin/bash".into(),
-        }
-    }
-
-    fn admins() -> UnixGroup {
-        UnixGroup {
-            name: "oidc-admins".into(),
-            gid: 70100,
-            members: vec!["alice".into()],
-        }
-    }
-
-    fn client_errors() -> Vec<ClientError> {
-        vec![
-            ClientError::NotRunning("/run/oidcd/socket does not exist".into()),
-            ClientError::Timeout,
-            ClientError::Untrusted("owned by uid 1000".into()),
-            ClientError::VersionMismatch { daemon: vec![2] },
-            ClientError::Protocol("truncated frame".into()),
-            ClientError::Io(io::Error::other("EBADF")),
-        ]
-    }
-
-    /// Answers of a lookup's type that are not entries, and answers of other types.
-    fn non_entry_answers() -> Vec<Response> {
-        vec![
-            Response::Unavailable {
-                reason: "database locked".into(),
-            },
-            Response::error(ErrorCode::Internal, "boom"),
-            Response::error(ErrorCode::Busy, "later"),
-            Response::UnsupportedVersion { supported: vec![2] },
-            Response::LoginPending,
-            Response::Done {
-                message: "ok".into(),
-            },
-        ]
-    }
-
-    /// Every lookup the module makes, run against `fake`, reduced to its status.
-    fn every_lookup(make: impl Fn() -> Fake) -> Vec<(&'static str, NssStatus)> {
-        vec![
-            ("user_by_name", user_by_name(&make(), "alice").to_status()),
-            ("user_by_uid", user_by_uid(&make(), 70001).to_status()),
-            (
-                "group_by_name",
-                group_by_name(&make(), "oidc-admins").to_status(),
-            ),
-            ("group_by_gid", group_by_gid(&make(), 70100).to_status()),
-            (
-                "groups_of_user",
-                groups_of_user(&make(), "alice").to_status(),
-            ),
-            ("all_users", all_users(&make()).to_status()),
-            ("all_groups", all_groups(&make()).to_status()),
-        ]
-    }
-
-    /// Only the daemon's own "not found" gives NOTFOUND, for every kind of lookup.
-    #[test]
-    fn daemon_not_found_is_notfound() {
-        for (what, status) in every_lookup(|| Fake::answering(Response::NotFound)) {
-            assert_eq!(status, NssStatus::NotFound, "{what}");
-        }
-    }
-
-    /// Every client error (daemon down, frozen, impostor, other version, garbage) is UNAVAIL.
-    #[test]
-    fn every_client_error_is_unavail() {
-        for i in 0..client_errors().len() {
-            let make = || Fake::failing(client_errors().swap_remove(i));
-            for (what, status) in every_lookup(make) {
-                assert_eq!(
-                    status,
-                    NssStatus::Unavail,
-                    "{what} with {:?}",
-                    client_errors()[i]
-                );
-            }
-        }
-    }
-
-    /// "Unavailable", errors and answers of the wrong type are UNAVAIL, never NOTFOUND.
-    #[test]
-    fn non_entry_answers_are_unavail() {
-        for answer in non_entry_answers() {
-            for (what, status) in every_lookup(|| Fake::answering(answer.clone())) {
-                assert_eq!(status, NssStatus::Unavail, "{what} with {answer:?}");
-            }
-        }
-    }
-
-    /// A user answer to a group lookup (and the reverse) is UNAVAIL.
-    #[test]
-    fn crossed_answers_are_unavail() {
-        let user = || Fake::answering(Response::User(alice()));
-        let group = || Fake::answering(Response::Group(admins()));
-        assert_eq!(
-            group_by_name(&user(), "alice").to_status(),
-            NssStatus::Unavail
-        );
-        assert_eq!(group_by_gid(&user(), 70001).to_status(), NssStatus::Unavail);
-        assert_eq!(
-            user_by_name(&group(), "oidc-admins").to_status(),
-            NssStatus::Unavail
-        );
-        assert_eq!(user_by_uid(&group(), 70100).to_status(), NssStatus::Unavail);
-        let users = || {
-            Fake::answering(Response::Users {
-                users: vec![alice()],
-            })
-        };
-        assert_eq!(all_groups(&users()).to_status(), NssStatus::Unavail);
-        assert_eq!(
-            groups_of_user(&users(), "alice").to_status(),
-            NssStatus::Unavail
-        );
-    }
-
-    /// A found user becomes a passwd entry with `*` as its password, and is asked for by name.
-    #[test]
-    fn user_found_by_name() {
-        let fake = Fake::answering(Response::User(alice()));
-        let Nss::Success(p) = user_by_name(&fake, "alice") else {
-            panic!("not found")
-        };
-        assert_eq!(
-            fake.asked(),
-            [Request::GetUserByName {
-                name: "alice".into()
-            }]
-        );
-        assert_eq!(
-            (p.name.as_str(), p.passwd.as_str(), p.uid, p.gid),
-            ("alice", "*", 70001, 70001)
-        );
-        assert_eq!(
-            (p.gecos.as_str(), p.dir.as_str(), p.shell.as_str()),
-            ("Alice (OIDC)", "/home/alice", "/bin/bash")
-        );
-    }
-
-    /// A found group keeps its members and gets `*` as its password.
-    #[test]
-    fn group_found_by_gid() {
-        let fake = Fake::answering(Response::Group(admins()));
-        let Nss::Success(g) = group_by_gid(&fake, 70100) else {
-            panic!("not found")
-        };
-        assert_eq!(fake.asked(), [Request::GetGroupByGid { gid: 70100 }]);
-        assert_eq!(
-            (g.name.as_str(), g.passwd.as_str(), g.gid),
-            ("oidc-admins", "*", 70100)
-        );
-        assert_eq!(g.members, ["alice"]);
-    }
-
-    /// An entry for another key than the one asked for is UNAVAIL: the daemon is confused.
-    #[test]
-    fn entry_for_another_key_is_unavail() {
-        let user = || Fake::answering(Response::User(alice()));
-        let group = || Fake::answering(Response::Group(admins()));
-        assert_eq!(user_by_name(&user(), "bob").to_status(), NssStatus::Unavail);
-        assert_eq!(user_by_uid(&user(), 0).to_status(), NssStatus::Unavail);
-        assert_eq!(
-            group_by_name(&group(), "wheel").to_status(),
-            NssStatus::Unavail
-        );
-        assert_eq!(group_by_gid(&group(), 0).to_status(), NssStatus::Unavail);
-    }
-
-    /// Entries with a NUL, `:` or newline in any field (which would panic libnss or corrupt a
-    /// passwd line) are UNAVAIL, alone or inside an enumeration.
-    #[test]
-    fn malformed_entries_are_unavail() {
-        let bad_users = [
-            UnixUser {
-                gecos: "A\0lice".into(),
-                ..alice()
-            },
-            UnixUser {
-                home: "/home/a:b".into(),
-                ..alice()
-            },
-            UnixUser {
-                shell: "/bin/sh\n".into(),
-                ..alice()
-            },
-        ];
-        for bad in bad_users {
-            let one = Fake::answering(Response::User(bad.clone()));
-            assert_eq!(
-                user_by_uid(&one, 70001).to_status(),
-                NssStatus::Unavail,
-                "{bad:?}"
-            );
-            let one = Fake::answering(Response::User(bad.clone()));
-            assert_eq!(
-                user_by_name(&one, "alice").to_status(),
-                NssStatus::Unavail,
-                "{bad:?}"
-            );
-            let list = Fake::answering(Response::Users {
-                users: vec![alice(), bad.clone()],
-            });
-            assert_eq!(all_users(&list).to_status(), NssStatus::Unavail, "{bad:?}");
-        }
-        let nameless = UnixUser {
-            name: String::new(),
-            ..alice()
-        };
-        let one = Fake::answering(Response::User(nameless));
-        assert_eq!(user_by_uid(&one, 70001).to_status(), NssStatus::Unavail);
-
-        let bad_groups = [
-            UnixGroup {
-                members: vec!["al\0ice".into()],
-                ..admins()
-            },
-            UnixGroup {
-                members: vec!["alice,root".into()],
-                ..admins()
-            },
-            UnixGroup {
-                members: vec![String::new()],
-                ..admins()
-            },
-            UnixGroup {
-                name: "a\0b".into(),
-                ..admins()
-            },
-        ];
-        for bad in bad_groups {
-            let one = Fake::answering(Response::Group(bad.clone()));
-            assert_eq!(
-                group_by_gid(&one, 70100).to_status(),
-                NssStatus::Unavail,
-                "{bad:?}"
-            );
-            let list = Fake::answering(Response::Groups {
-                groups: vec![admins(), bad.clone()],
-            });
-            assert_eq!(all_groups(&list).to_status(), NssStatus::Unavail, "{bad:?}");
-        }
-    }
-
-    /// Names that cannot be user or group names are NOTFOUND without asking the daemon.
-    #[test]
-    fn impossible_names_are_notfound_without_a_call() {
-        let long = "a".repeat(MAX_NAME_LEN + 1);
-        for name in [
-            "", "a:b", "a/b", "a b", "a\tb", "a\nb", "a\u{7f}b", "a\u{a0}b", &long,
-        ] {
-            let fake = Fake::failing(ClientError::Timeout);
-            assert_eq!(
-                user_by_name(&fake, name).to_status(),
-                NssStatus::NotFound,
-                "{name:?}"
-            );
-            assert_eq!(
-                group_by_name(&fake, name).to_status(),
-                NssStatus::NotFound,
-                "{name:?}"
-            );
-            assert_eq!(
-                groups_of_user(&fake, name).to_status(),
-                NssStatus::NotFound,
-                "{name:?}"
-            );
-            assert!(fake.asked().is_empty(), "{name:?} reached the daemon");
-        }
-        let longest = "a".repeat(MAX_NAME_LEN);
-        for name in ["alice", "a.b-c_d$", "ålice", "user@example.com", &longest] {
-            assert!(is_plausible_name(name), "{name:?}");
-        }
-    }
-
-    /// initgroups asks by name and returns each GID once, in the daemon's order.
-    #[test]
-    fn initgroups_dedupes_gids() {
-        let fake = Fake::answering(Response::GroupIds {
-            gids: vec![70100, 70101, 70100, 5],
-        });
-        let Nss::Success(groups) = groups_of_user(&fake, "alice") else {
-            panic!("no groups")
-        };
-        assert_eq!(
-            fake.asked(),
-            [Request::GetGroupsOfUser {
-                name: "alice".into()
-            }]
-        );
-        let gids: Vec<u32> = groups.iter().map(|g| g.gid).collect();
-        assert_eq!(gids, [70100, 70101, 5]);
-        assert!(
-            groups
-                .iter()
-                .all(|g| !g.name.contains('\0') && g.members.is_empty())
-        );
-
-        let none = Fake::answering(Response::GroupIds { gids: vec![] });
-        let Nss::Success(groups) = groups_of_user(&none, "alice") else {
-            panic!("failed")
-        };
-        assert!(groups.is_empty());
-    }
-
-    /// Enumeration asks ListUsers / ListGroups; an empty list (enumeration disabled) is a
-    /// successful empty enumeration.
-    #[test]
-    fn enumeration() {
-        let fake = Fake::answering(Response::Users {
-            users: vec![alice()],
-        });
-        let Nss::Success(users) = all_users(&fake) else {
-            panic!("failed")
-        };
-        assert_eq!(fake.asked(), [Request::ListUsers]);
-        assert_eq!(users.len(), 1);
-
-        let fake = Fake::answering(Response::Groups { groups: vec![] });
-        let Nss::Success(groups) = all_groups(&fake) else {
-            panic!("failed")
-        };
-        assert_eq!(fake.asked(), [Request::ListGroups]);
-        assert!(groups.is_empty());
-    }
-
-    /// The deadline fits the spec's 300 ms for a frozen daemon.
-    #[test]
-    fn deadline_fits_the_spec() {
-        assert!(DEADLINE <= Duration::from_millis(250));
-        assert!(DEADLINE >= Duration::from_millis(100));
-    }
-
-    /// With no daemon installed, the real client answers UNAVAIL in well under 5 ms.
-    #[test]
-    fn system_daemon_absent_is_unavail_at_once() {
-        if Path::new(SOCKET_PATH).exists() {
-            return; // a daemon is installed on this machine: nothing to prove here
-        }
-        let start = Instant::now();
-        assert_eq!(
-            user_by_uid(&SystemDaemon, 70001).to_status(),
-            NssStatus::Unavail
-        );
-        assert!(
-            start.elapsed() < Duration::from_millis(5),
-            "{:?}",
-            start.elapsed()
-        );
-    }
-}
+mod tests;

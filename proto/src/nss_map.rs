@@ -207,6 +207,13 @@ impl<'a> MapView<'a> {
         Ok(Self { body, layout })
     }
 
+    /// A view of `body` with a layout [`MapView::parse`] read from the same bytes earlier, so a
+    /// lookup need not read the header again. Every access is checked all the same: a layout
+    /// that does not fit `body` gives errors, never a bad read.
+    pub fn with_layout(body: &'a [u8], layout: Layout) -> Self {
+        Self { body, layout }
+    }
+
     /// Reads a whole file held in memory: its state, `valid_until` and the map. For tests and
     /// tools; a mapped file's mutable prefix must be read atomically instead.
     pub fn from_file(file: &'a [u8]) -> Result<(u8, i64, Self), MapError> {
@@ -264,16 +271,25 @@ impl<'a> MapView<'a> {
     /// answer a provisional entry.
     pub fn sshd_paths(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let (o, l) = self.layout.sshd;
-        let blob = Bytes(self.body).slice(o - MUTABLE_LEN, l).unwrap_or(&[]);
+        let blob = o
+            .checked_sub(MUTABLE_LEN)
+            .and_then(|o| Bytes(self.body).slice(o, l))
+            .unwrap_or(&[]);
         blob.split(|&b| b == 0).filter(|p| !p.is_empty())
     }
 
     fn slot(&self, t: Table, i: usize) -> Result<(u32, u32), MapError> {
-        let off = t.offset - MUTABLE_LEN + (i & (t.slots - 1)) * 8;
+        let bad = MapError::Corrupt("slot outside the file");
+        let off = t
+            .offset
+            .checked_sub(MUTABLE_LEN)
+            .zip(t.slots.checked_sub(1))
+            .and_then(|(o, mask)| o.checked_add((i & mask).checked_mul(8)?))
+            .ok_or(bad.clone())?;
         let b = Bytes(self.body);
-        match (b.u32(off), b.u32(off + 4)) {
+        match (b.u32(off), off.checked_add(4).and_then(|o| b.u32(o))) {
             (Some(k), Some(r)) => Ok((k, r)),
-            _ => Err(MapError::Corrupt("slot outside the file")),
+            _ => Err(bad),
         }
     }
 
@@ -306,8 +322,8 @@ impl<'a> MapView<'a> {
         if start >= l {
             return Err(MapError::Corrupt("record outside the records"));
         }
-        Bytes(self.body)
-            .slice(o - MUTABLE_LEN + start, l - start)
+        o.checked_sub(MUTABLE_LEN)
+            .and_then(|o| Bytes(self.body).slice(o.checked_add(start)?, l - start))
             .ok_or(MapError::Corrupt("record outside the file"))
     }
 

@@ -386,3 +386,23 @@ fn lying_counts_are_errors() {
     let (_, _, m) = MapView::from_file(&bad).unwrap();
     assert!(m.user_by_name(b"alice").is_err());
 }
+
+/// A view with a layout that does not belong to its bytes (the default, or another map's)
+/// answers errors or misses, never a panic.
+#[test]
+fn foreign_layouts_never_panic() {
+    let file = sample();
+    let (_, _, map) = MapView::from_file(&file).unwrap();
+    let short = &file[MUTABLE_LEN..200];
+    for view in [
+        MapView::with_layout(&file[MUTABLE_LEN..], Layout::default()),
+        MapView::with_layout(short, *map.layout()),
+        MapView::with_layout(&[], *map.layout()),
+    ] {
+        let _ = view.user_by_name(b"alice");
+        let _ = view.user_by_uid(70001);
+        let _ = view.group_by_name(b"developers");
+        let _ = view.group_by_gid(70101);
+        let _ = view.sshd_paths().count();
+    }
+}
