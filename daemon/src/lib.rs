@@ -5,6 +5,8 @@
 //! - [`identity`]: name rules, the host's own accounts (read from the files, never through NSS),
 //!   deterministic ID allocation, and the mapping from claims to a Unix user.
 //! - [`store`]: the SQLite identity cache (users, groups, memberships).
+//! - [`nss_map`]: the NSS map `libnss_oidc` reads without asking the daemon, rebuilt on its
+//!   own thread after every change and kept valid by a heartbeat.
 //! - [`lifecycle`]: between logins: background refresh, revocation, expiry in the account
 //!   phase, `oidcctl user refresh` and `user revoke`.
 //! - [`offline`]: `[offline]`, the opt-in PIN for logins while the provider cannot be reached.
@@ -30,6 +32,7 @@ pub mod handler;
 pub mod identity;
 pub mod lifecycle;
 pub mod logging;
+pub mod nss_map;
 pub mod offline;
 pub mod oidc;
 pub mod server;

@@ -160,6 +160,13 @@ fn run(config: Config, args: Args) -> Result<(), String> {
     };
     let refresh_thread = oidcd::lifecycle::spawn(Arc::clone(&state), Arc::clone(&stop))
         .map_err(|e| format!("cannot start the refresh thread: {e}"))?;
+    let map_thread = {
+        let state = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("nss-map".into())
+            .spawn(move || oidcd::nss_map::run(state))
+            .map_err(|e| format!("cannot start the NSS map thread: {e}"))?
+    };
     log::info!(
         "oidcd {} listening on {}",
         env!("CARGO_PKG_VERSION"),
@@ -194,6 +201,10 @@ fn run(config: Config, args: Args) -> Result<(), String> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => log::error!("server: {e}"),
         Err(_) => log::error!("server thread panicked"),
+    }
+    state.nss_map.stop();
+    if map_thread.join().is_err() {
+        log::error!("NSS map thread panicked");
     }
     let _ = std::fs::remove_file(&socket);
     log::info!("stopped");

@@ -38,6 +38,8 @@ pub struct State {
     pub clock: Clock,
     /// When the daemon started.
     pub started: Instant,
+    /// The NSS map `libnss_oidc` reads (written by its own thread, [`crate::nss_map::run`]).
+    pub nss_map: crate::nss_map::NssMap,
     /// Refreshes between logins.
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// Offline PIN invitations and tries.
@@ -89,6 +91,7 @@ impl State {
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
+            nss_map: crate::nss_map::NssMap::default(),
         }
     }
 
@@ -106,6 +109,7 @@ impl State {
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
+            nss_map: crate::nss_map::NssMap::default(),
         }
     }
 
@@ -253,11 +257,12 @@ impl State {
             .insert(key, (resp.clone(), Instant::now() + ttl));
     }
 
-    /// Forgets every cached answer, and withdraws provisional entries whose UID went to a
-    /// real identity (after any change to users or groups). Call it holding no other lock of
-    /// the state.
+    /// Forgets every cached answer, marks the NSS map behind the store until the next one is
+    /// written, and withdraws provisional entries whose UID went to a real identity (after any
+    /// change to users or groups). Call it holding no other lock of the state.
     pub fn invalidate(&self) {
         lock(&self.cache).entries.clear();
+        self.nss_map.changed();
         self.reconcile_provisional();
     }
 }

@@ -80,9 +80,12 @@ fn local_accounts_resolve(ns: &Namespace) -> Duration {
     id.elapsed
 }
 
-/// A daemon with alice imported, checked to resolve.
+/// A daemon with alice imported, checked to resolve, and no NSS map: these tests are about
+/// the socket (tests/tests/nss_map.rs covers the map with the daemon down or frozen).
 fn daemon_with_alice(ns: &Namespace) -> Daemon<'_> {
-    let d = Daemon::start(ns, &DaemonConfig::new());
+    let mut cfg = DaemonConfig::new();
+    cfg.set("cache", "nss_map", "false");
+    let d = Daemon::start(ns, &cfg);
     d.import(&json!([alice_claims()])).expect_ok();
     ns.getent("passwd", &["alice"]).expect_ok();
     d

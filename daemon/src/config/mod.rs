@@ -342,6 +342,11 @@ pub struct CacheConfig {
     pub socket_path: PathBuf,
     /// The SQLite database.
     pub db_path: PathBuf,
+    /// Write the NSS map (`/run/oidcd/nss.map`) that `libnss_oidc` reads without a round trip.
+    pub nss_map: bool,
+    /// How long the module trusts the map without a heartbeat from the daemon (the daemon
+    /// refreshes it every third of this while it runs).
+    pub nss_map_ttl: Duration,
 }
 
 /// `[login]`.
@@ -452,6 +457,8 @@ impl Default for Config {
                 enumerate: false,
                 socket_path: PathBuf::from(oidc_proto::paths::SOCKET_PATH),
                 db_path: PathBuf::from(oidc_proto::paths::DB_PATH),
+                nss_map: true,
+                nss_map_ttl: Duration::from_secs(300),
             },
             login: LoginConfig {
                 timeout: Duration::from_secs(300),

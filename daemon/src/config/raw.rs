@@ -151,6 +151,8 @@ pub(crate) struct RawCache {
     pub enumerate: S<bool>,
     pub socket_path: S<String>,
     pub db_path: S<String>,
+    pub nss_map: S<bool>,
+    pub nss_map_ttl: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -255,6 +255,8 @@ negative_ttl = 0
 enumerate = true
 socket_path = "/run/oidcd-test/socket"
 db_path = "/var/lib/oidcd-test/cache.db"
+nss_map = false
+nss_map_ttl = 30
 
 [login]
 timeout = 600
@@ -363,6 +365,8 @@ lockout = 60
             enumerate: true,
             socket_path: "/run/oidcd-test/socket".into(),
             db_path: "/var/lib/oidcd-test/cache.db".into(),
+            nss_map: false,
+            nss_map_ttl: Duration::from_secs(30),
         },
         login: LoginConfig {
             timeout: Duration::from_secs(600),
@@ -485,6 +489,8 @@ fn integer_seconds_accepted_for_fractional_keys() {
 #[test]
 fn out_of_range_values() {
     one_error("[cache]\npositive_ttl = -1\n", "cache.positive_ttl");
+    one_error("[cache]\nnss_map_ttl = 2\n", "cache.nss_map_ttl");
+    one_error("[cache]\nnss_map_ttl = 86401\n", "cache.nss_map_ttl");
     one_error("[cache]\nnegative_ttl = 3601\n", "cache.negative_ttl");
     one_error("[login]\ntimeout = 5\n", "login.timeout");
     one_error(

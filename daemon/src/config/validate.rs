@@ -461,6 +461,16 @@ impl Validator<'_, '_> {
         if let Some(v) = &k.db_path {
             c.cache.db_path = self.abs_path(v, "cache.db_path");
         }
+        if let Some(v) = &k.nss_map {
+            c.cache.nss_map = *v.get_ref();
+        }
+        self.seconds_i(
+            &k.nss_map_ttl,
+            "cache.nss_map_ttl",
+            3,
+            86_400,
+            &mut c.cache.nss_map_ttl,
+        );
     }
 
     fn login(&mut self, raw: &RawConfig, c: &mut Config) {

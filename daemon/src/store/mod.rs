@@ -4,6 +4,7 @@
 //! the UID. Every change is one transaction: a crash at any point leaves the previous state.
 
 mod links;
+mod map;
 mod moves;
 mod offline;
 mod schema;
@@ -17,6 +18,7 @@ use oidc_proto::types::{GroupRecord, UnixGroup, UnixUser, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 pub use links::Link;
+pub use map::MapCounts;
 pub use offline::OfflinePin;
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{Candidate, RefreshSummary, RefreshWrite, Tokens, Written};

@@ -1,0 +1,373 @@
+//! Writing the NSS map ([`oidc_proto::nss_map`]) that `libnss_oidc` maps into every process.
+//!
+//! One thread of its own ([`run`]) builds the whole map from a snapshot of the store into a
+//! temporary file in the same directory, fsyncs it, renames it over [`NSS_MAP_PATH`] (root,
+//! 0644) and then sets the old file's state to "replaced" through the descriptor it kept, so
+//! processes that have it mapped map the path again. A file in place is never rewritten
+//! except for two header fields, each with one `pwrite` (no mmap in the daemon, no unsafe
+//! code):
+//! - `state`: [`NssMap::changed`] (called by [`crate::state::State::invalidate`] after every
+//!   change: login, import, removal, link, cache clear, configuration reload) sets it to
+//!   "behind the store" at once, before the rebuild, so from then on lookups ask the daemon
+//!   until the next map is in place. One byte cannot tear.
+//! - `valid_until`: the heartbeat moves it forward every third of `cache.nss_map_ttl` while the
+//!   map is clean, so a live daemon keeps it valid and a dead or frozen one lets it expire. A
+//!   reader racing this 8-byte write could see a mix of the old and new value; both are in the
+//!   future, so the mix is a time near both, and the next lookup reads it again: harmless.
+//!
+//! A change that arrives while a map is being built leaves the new file "behind the store"
+//! from the moment it is renamed into place, and starts the next build.
+
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use oidc_proto::nss_map::{
+    MapEncoder, STATE_BEHIND, STATE_OFFSET, STATE_REPLACED, VALID_UNTIL_OFFSET,
+};
+use oidc_proto::paths::NSS_MAP_PATH;
+
+use crate::state::{State, lock};
+use crate::store::{MapCounts, Store};
+
+/// A change waits this long before the build starts, so a burst of changes makes one map.
+const SETTLE: Duration = Duration::from_millis(10);
+/// After a failed build, the next attempt waits this long.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// The map's shared state: the file in place and whether the store changed since it was
+/// built. Inert (nothing written) until [`run`] starts.
+#[derive(Debug, Default)]
+pub struct NssMap {
+    shared: Mutex<Shared>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// The map in place, opened for writing its header.
+    file: Option<File>,
+    /// The store changed since the map in place was built.
+    dirty: bool,
+    /// Stop the thread.
+    stop: bool,
+}
+
+impl NssMap {
+    /// The store changed: marks the map in place "behind the store" and wakes the builder.
+    pub fn changed(&self) {
+        let mut s = lock(&self.shared);
+        if let Some(f) = &s.file {
+            if let Err(e) = f.write_at(&[STATE_BEHIND], STATE_OFFSET as u64) {
+                log::error!("NSS map: cannot mark {NSS_MAP_PATH} behind the store: {e}");
+            }
+        }
+        s.dirty = true;
+        self.wake.notify_all();
+    }
+
+    /// Asks the thread to stop (the map in place stays, valid until its `valid_until`, so
+    /// users keep resolving across a restart).
+    pub fn stop(&self) {
+        lock(&self.shared).stop = true;
+        self.wake.notify_all();
+    }
+}
+
+/// The builder thread's body: marks a map left by an earlier run replaced, builds a new one,
+/// then rebuilds after each change and keeps the map valid with heartbeats, until stopped.
+pub fn run(state: Arc<State>) {
+    run_at(&state, Path::new(NSS_MAP_PATH));
+}
+
+fn run_at(state: &State, path: &Path) {
+    let map = &state.nss_map;
+    mark_old_map_replaced(path);
+    lock(&map.shared).dirty = true;
+    let mut reader = None;
+    let mut generation = unix_now().max(0) as u64 * 1000;
+    let mut admin = admin_gids(state);
+    loop {
+        let cfg = state.config();
+        let ttl = cfg.cache.nss_map_ttl;
+        let mut s = lock(&map.shared);
+        if !s.dirty && !s.stop {
+            s = match map
+                .wake
+                .wait_timeout(s, (ttl / 3).max(Duration::from_secs(1)))
+            {
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+            if !s.dirty && !s.stop {
+                drop(s);
+                let now_admin = admin_gids(state);
+                if now_admin != admin {
+                    admin = now_admin; // /etc/group changed an admin group's GID
+                    map.changed();
+                } else {
+                    heartbeat(map, ttl);
+                }
+                continue;
+            }
+        }
+        if s.stop {
+            return;
+        }
+        drop(s);
+        crate::clock::sleep(SETTLE);
+        // Cleared before the snapshot is taken: a change after this point marks the new map.
+        lock(&map.shared).dirty = false;
+        if !cfg.cache.nss_map {
+            remove(map, path);
+            continue;
+        }
+        if reader.is_none() {
+            reader = Store::open_read_only(&cfg.cache.db_path)
+                .map_err(|e| log::warn!("NSS map: read-only connection: {e}; using the main one"))
+                .ok();
+        }
+        generation += 1;
+        admin = admin_gids(state);
+        let started = Instant::now();
+        match build(state, reader.as_ref(), path, generation, &admin) {
+            Ok((counts, bytes)) => log::info!(
+                "NSS map {} written: {} users, {} groups, {} bytes in {} ms",
+                path.display(),
+                counts.users,
+                counts.groups,
+                bytes,
+                started.elapsed().as_millis()
+            ),
+            Err(e) => {
+                log::error!("NSS map: {e}; lookups ask oidcd until a map is written");
+                reader = None;
+                let mut s = lock(&map.shared);
+                s.dirty = true;
+                let _ = map.wake.wait_timeout(s, RETRY);
+            }
+        }
+    }
+}
+
+/// The GIDs of the local admin groups (`access.admin_local_groups`) as `/etc/group` has them.
+fn admin_gids(state: &State) -> Vec<u32> {
+    let cfg = state.config();
+    match state.local() {
+        Ok(local) => cfg
+            .access
+            .admin_local_groups
+            .iter()
+            .filter_map(|g| local.group_gid(g))
+            .collect(),
+        Err(why) => {
+            log::error!("{why}: admin groups left out of the NSS map");
+            Vec::new()
+        }
+    }
+}
+
+/// Builds the map into a temporary file and puts it in place; the counts and the size.
+fn build(
+    state: &State,
+    reader: Option<&Store>,
+    path: &Path,
+    generation: u64,
+    admin: &[u32],
+) -> Result<(MapCounts, u64), String> {
+    let cfg = state.config();
+    let seed = std::collections::hash_map::RandomState::new().hash_one(generation);
+    let mut enc = MapEncoder::new(seed);
+    let counts = match reader {
+        Some(r) => r.fill_map(&mut enc, admin).map_err(|e| e.to_string())?,
+        None => state.with_store(|s| s.fill_map(&mut enc, admin))?,
+    };
+    if cfg.login.ssh_first_login && !cfg.providers.is_empty() {
+        for p in &cfg.login.ssh_programs {
+            if let Err(e) = enc.add_sshd_path(&p.to_string_lossy()) {
+                log::warn!("NSS map: {}: {e}", p.display());
+            }
+        }
+    }
+    let dir = path.parent().ok_or("the map path has no directory")?;
+    let tmp: PathBuf = dir.join(".nss.map.new");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let valid_until = unix_now().saturating_add(cfg.cache.nss_map_ttl.as_secs() as i64);
+    let written = (|| -> std::io::Result<u64> {
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        let mut w = BufWriter::with_capacity(1 << 16, &file);
+        enc.write_to(&mut w, generation, valid_until)?;
+        w.flush()?;
+        drop(w);
+        file.sync_all()?;
+        Ok(file.metadata()?.len())
+    })()
+    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    drop(enc);
+    let map = &state.nss_map;
+    let mut s = lock(&map.shared);
+    if s.dirty {
+        // A change arrived during the build: this map may not have it.
+        let _ = file.write_at(&[STATE_BEHIND], STATE_OFFSET as u64);
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
+    if let Some(old) = s.file.replace(file) {
+        let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
+    }
+    Ok((counts, written))
+}
+
+/// Moves `valid_until` forward, unless a change is pending.
+fn heartbeat(map: &NssMap, ttl: Duration) {
+    let s = lock(&map.shared);
+    if s.dirty {
+        return;
+    }
+    if let Some(f) = &s.file {
+        let until = unix_now().saturating_add(ttl.as_secs() as i64);
+        if let Err(e) = f.write_at(&until.to_le_bytes(), VALID_UNTIL_OFFSET as u64) {
+            log::error!("NSS map: heartbeat: {e}");
+        }
+    }
+}
+
+/// `cache.nss_map = false`: the map goes (marked replaced first, so mapped readers let go).
+fn remove(map: &NssMap, path: &Path) {
+    let mut s = lock(&map.shared);
+    if let Some(old) = s.file.take() {
+        let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("NSS map: cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// A map left by an earlier run may not match the store: marked replaced before anything else.
+fn mark_old_map_replaced(path: &Path) {
+    let Ok(f) = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return;
+    };
+    if f.metadata().is_ok_and(|m| m.is_file()) {
+        let _ = f.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
+    }
+}
+
+fn unix_now() -> i64 {
+    crate::clock::Clock::system().now()
+}
+
+#[cfg(test)]
+mod tests {
+    use oidc_proto::nss_map::{MapView, STATE_CURRENT};
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::identity::local::LocalAccounts;
+    use crate::store::NewIds;
+
+    fn state_with_alice() -> Arc<State> {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut cfg = Config::default();
+        cfg.cache.nss_map_ttl = Duration::from_secs(100);
+        let local = LocalAccounts::from_paths(
+            Path::new("/nonexistent/passwd"),
+            Path::new("/nonexistent/group"),
+        );
+        let ctx = NewIds {
+            issuer: "https://idp.test",
+            cfg: &cfg,
+            local: &local,
+            now: 1,
+        };
+        let alice = json!({"sub": "a", "preferred_username": "alice", "groups": ["team"]});
+        store.import(&ctx, &[alice]).unwrap().unwrap();
+        Arc::new(State::from_store(
+            cfg,
+            store,
+            local,
+            crate::clock::Clock::system(),
+        ))
+    }
+
+    fn read(path: &Path) -> (u8, i64, u64, bool) {
+        let bytes = std::fs::read(path).unwrap();
+        let (state, until, view) = MapView::from_file(&bytes).unwrap();
+        let alice = view.user_by_name(b"alice").unwrap().is_some();
+        (state, until, view.layout().generation, alice)
+    }
+
+    /// The builder puts a current map in place; a change marks it behind at once and the
+    /// next map replaces it (the old file, still open, says "replaced"); a change during a
+    /// build leaves the new map behind; stop ends the thread.
+    #[test]
+    fn build_change_replace() {
+        let dir = tempdir();
+        let path = dir.join("nss.map");
+        std::fs::write(&path, b"an old map").unwrap();
+        let state = state_with_alice();
+        let s2 = Arc::clone(&state);
+        let p2 = path.clone();
+        let t = std::thread::spawn(move || run_at(&s2, &p2));
+        assert!(wait(|| std::fs::read(&path).is_ok_and(|b| b.len() > 100)));
+        let (st, until, gen1, alice) = read(&path);
+        assert_eq!(st, STATE_CURRENT);
+        assert!(alice);
+        assert!(until > unix_now() + 90, "{until}");
+        let old = File::open(&path).unwrap();
+
+        state.with_store(|s| s.remove_user("alice")).unwrap();
+        state.invalidate();
+        let mut b = [0u8; 1];
+        // Either still "behind" or already replaced by the next map.
+        old.read_at(&mut b, STATE_OFFSET as u64).unwrap();
+        assert!(b[0] == STATE_BEHIND || b[0] == STATE_REPLACED, "{}", b[0]);
+        assert!(wait(|| read(&path).2 > gen1));
+        assert!(wait(|| {
+            old.read_at(&mut b, STATE_OFFSET as u64).unwrap();
+            b[0] == STATE_REPLACED
+        }));
+        let (st, _, _, alice) = read(&path);
+        assert_eq!(st, STATE_CURRENT);
+        assert!(!alice, "the removed user is gone from the map");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        state.nss_map.stop();
+        t.join().unwrap();
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oidcd-map-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn wait(mut f: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            crate::clock::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+}
