@@ -122,6 +122,7 @@ fn run_at(state: &State, path: &Path) {
         crate::clock::sleep(SETTLE);
         // Cleared before the snapshot is taken: a change after this point marks the new map.
         lock(&map.shared).dirty = false;
+        let cfg = state.config(); // as it is now (a reload is a change too)
         if !cfg.cache.nss_map {
             remove(map, path);
             continue;

@@ -110,6 +110,12 @@ pub fn op_dir() -> PathBuf {
     tests_dir().join("op")
 }
 
+/// The glibc lookup probe (`tests/tools/nss_probe.py`): getpwnam_r through ctypes, one JSON
+/// line per lookup, with a long-running, a fork and an exec mode.
+pub fn nss_probe() -> PathBuf {
+    tests_dir().join("tools/nss_probe.py")
+}
+
 /// The scripted device-code approval.
 pub fn approve_script() -> PathBuf {
     tests_dir().join("tools/approve_device.py")
