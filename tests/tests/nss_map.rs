@@ -175,7 +175,7 @@ fn running_process_follows_changes_and_unmaps_old_maps() {
                 t.elapsed() < Duration::from_secs(10),
                 "{name} never became {found}"
             );
-            std::thread::sleep(Duration::from_millis(5));
+            oidcd_tests::sleep(Duration::from_millis(5));
         }
         t.elapsed()
     };
@@ -223,7 +223,7 @@ fn frozen_or_dead_daemon_map_lasts_its_ttl_then_unavailable() {
             t.elapsed() < Duration::from_secs(10),
             "the map never expired"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        oidcd_tests::sleep(Duration::from_millis(100));
     }
     let lasted = frozen_at.elapsed();
     let a = lookup(&ns, "alice");
@@ -245,7 +245,7 @@ fn frozen_or_dead_daemon_map_lasts_its_ttl_then_unavailable() {
     let t = Instant::now();
     while lookup(&ns, "alice")["found"] != true {
         assert!(t.elapsed() < Duration::from_secs(10), "never renewed");
-        std::thread::sleep(Duration::from_millis(100));
+        oidcd_tests::sleep(Duration::from_millis(100));
     }
     d.kill9();
     let a = lookup(&ns, "alice");
@@ -256,7 +256,7 @@ fn frozen_or_dead_daemon_map_lasts_its_ttl_then_unavailable() {
             t.elapsed() < Duration::from_secs(10),
             "the map never expired"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        oidcd_tests::sleep(Duration::from_millis(100));
     }
     assert_eq!(lookup(&ns, "alice")["ret"], libc::EAGAIN);
 }
@@ -371,7 +371,7 @@ fn daemon_with_users_no_map<'a>(ns: &'a Namespace, cfg: &mut DaemonConfig) -> Da
     d.import(&json!([alice_claims(), bob_claims()])).expect_ok();
     // The daemon marks and removes a map at start; give its map thread that moment.
     assert!(d.wait_log("listening", Duration::from_secs(5)));
-    std::thread::sleep(Duration::from_millis(100));
+    oidcd_tests::sleep(Duration::from_millis(100));
     d
 }
 
