@@ -101,6 +101,9 @@ pub fn rule(req: &Request) -> Rule {
         Request::AdminGroupShow { .. } => ("admin_group_show", Anyone, Quick),
         Request::AdminCacheClear => ("admin_cache_clear", Root, Slow),
         Request::AdminImport { .. } => ("admin_import", Root, Slow),
+        // A large import in parts: staged (bounded in size), then applied at once.
+        Request::AdminImportPart { .. } => ("admin_import_part", Root, Slow),
+        Request::AdminImportCommit { .. } => ("admin_import_commit", Root, Slow),
         Request::AdminImportMap { .. } => ("admin_import_map", Root, Slow),
         Request::AdminExport { .. } => ("admin_export", Root, Slow),
         Request::AdminLink { .. } => ("admin_link", Root, Slow),

@@ -164,6 +164,12 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             })
         }),
         Request::AdminImport { entries } => import(state, peer, &entries),
+        Request::AdminImportPart { import_id, entries } => {
+            crate::staged_import::part(state, &import_id, &entries)
+        }
+        Request::AdminImportCommit { import_id, total } => {
+            crate::staged_import::commit(state, peer, &import_id, total)
+        }
         Request::AdminImportMap { map } => {
             let names = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
             let users = names(map.users.iter().map(|u| u.name.as_str()).collect());
@@ -308,84 +314,26 @@ fn write(
     resp
 }
 
-/// `oidcctl import` of claim sets, all for one provider: the one their `iss` names, else the
-/// first configured.
+/// `oidcctl import` in one request: every user applied is listed.
 fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response {
-    let cfg = state.config();
-    let mut issuers: Vec<&str> = entries
-        .iter()
-        .filter_map(|e| e.get("iss").and_then(serde_json::Value::as_str))
-        .collect();
-    issuers.sort_unstable();
-    issuers.dedup();
-    let p = match issuers.as_slice() {
-        [] => match chosen_provider(&cfg, None) {
-            Ok(p) => p,
-            Err(resp) => return *resp,
+    match crate::import::claims(state, peer, crate::import::Parts::One(entries)) {
+        Ok(crate::import::Outcome::Applied(applied)) => Response::Imported {
+            users: applied
+                .into_iter()
+                .enumerate()
+                .map(|(index, a)| ImportedUser {
+                    index,
+                    name: a.name,
+                    uid: a.uid,
+                    created: a.created,
+                })
+                .collect(),
         },
-        [one] => match cfg.provider_by_issuer(one) {
-            Some(p) => p,
-            None => {
-                return Response::error(
-                    ErrorCode::Rejected,
-                    format!("the claims are from {one:?}, which is not a configured provider"),
-                );
-            }
-        },
-        many => {
-            return Response::error(
-                ErrorCode::Rejected,
-                format!(
-                    "the claims name several issuers ({many:?}): import one provider's users per file"
-                ),
-            );
+        Ok(crate::import::Outcome::Refused(errors)) => {
+            rejected(errors.len(), entries.len(), errors)
         }
-    };
-    // The names the entries would take, to ask the other NSS sources about first.
-    let scoped = cfg.scoped(p);
-    let (mut users, mut groups) = (Vec::new(), Vec::new());
-    if let Ok(local) = state.local().map(|l| l.clone()) {
-        for m in entries
-            .iter()
-            .filter_map(|c| crate::identity::mapping::map_claims(c, &scoped, &local).ok())
-        {
-            users.push(m.name);
-            groups.extend(m.groups.into_iter().map(|g| g.name));
-        }
+        Err(resp) => *resp,
     }
-    write_unless_elsewhere(state, Some(p), &users, &groups, |s, ctx| {
-        Ok(match s.import(ctx, entries)? {
-            Ok(applied) => {
-                for a in &applied {
-                    log::info!(
-                        "imported user {} (uid {}){}",
-                        a.name,
-                        a.uid,
-                        if a.created { "" } else { ", refreshed" }
-                    );
-                    admin_event("import", peer)
-                        .field("user", a.name.as_str())
-                        .field("issuer", ctx.issuer)
-                        .number("uid", u64::from(a.uid))
-                        .field("account", if a.created { "created" } else { "existing" })
-                        .emit();
-                }
-                Response::Imported {
-                    users: applied
-                        .into_iter()
-                        .enumerate()
-                        .map(|(index, a)| ImportedUser {
-                            index,
-                            name: a.name,
-                            uid: a.uid,
-                            created: a.created,
-                        })
-                        .collect(),
-                }
-            }
-            Err(errors) => rejected(errors.len(), entries.len(), errors),
-        })
-    })
 }
 
 /// [`write`], with the names other NSS sources already have among `users` and `groups`

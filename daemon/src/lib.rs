@@ -17,6 +17,8 @@
 //! - [`clock`]: the one place that reads the time.
 //! - [`audit`]: one structured event per decision (JSON lines on stderr, `docs/audit.md`).
 //! - [`logging`]: one line per event on stderr, with journald priority prefixes.
+//! - [`import`]: `oidcctl import` of claim sets: provider, other sources, one transaction.
+//! - [`staged_import`]: imports too large for one request, sent in parts and applied at once.
 //! - [`small_file`]: reads the administrator's files (config, secret, CA) with a size cap,
 //!   refusing FIFOs and devices.
 //! - [`ctl`]: `oidcctl`, the administrator's command.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod ctl;
 pub mod handler;
 pub mod identity;
+pub mod import;
 pub mod lifecycle;
 pub mod logging;
 pub mod nss_map;
@@ -38,5 +41,6 @@ pub mod oidc;
 pub mod server;
 pub mod service;
 pub mod small_file;
+pub mod staged_import;
 pub mod state;
 pub mod store;

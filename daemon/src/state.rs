@@ -38,6 +38,8 @@ pub struct State {
     pub clock: Clock,
     /// When the daemon started.
     pub started: Instant,
+    /// An import arriving in parts ([`crate::staged_import`]).
+    pub staged_import: Mutex<Option<crate::staged_import::Staged>>,
     /// The NSS map `libnss_oidc` reads (written by its own thread, [`crate::nss_map::run`]).
     pub nss_map: crate::nss_map::NssMap,
     /// Refreshes between logins.
@@ -92,6 +94,7 @@ impl State {
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
             nss_map: crate::nss_map::NssMap::default(),
+            staged_import: Mutex::new(None),
         }
     }
 
@@ -110,6 +113,7 @@ impl State {
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
             nss_map: crate::nss_map::NssMap::default(),
+            staged_import: Mutex::new(None),
         }
     }
 

@@ -7,6 +7,7 @@
 
 use std::env;
 use std::ffi::OsStr;
+use std::sync::OnceLock;
 
 use oidc_proto::paths::{NSS_BYPASS_ENV, UNIT_NAME};
 
@@ -20,6 +21,16 @@ pub fn active() -> bool {
         env::var_os(NSS_BYPASS_ENV).as_deref(),
         env::var_os(SYSTEMD_UNIT_ENV).as_deref(),
     )
+}
+
+/// [`active`] as it was at this process's first lookup. Read once (an environment read on
+/// every lookup would cost more than the map lookup itself), it keeps the daemon's own helper
+/// processes (`getent` asking the other NSS sources, run with the marker) from finding the
+/// daemon's users in the map. A process forked from one that already looked up keeps its
+/// parent's answer; before asking the daemon, [`active`] is read again.
+pub fn active_at_start() -> bool {
+    static AT_START: OnceLock<bool> = OnceLock::new();
+    *AT_START.get_or_init(active)
 }
 
 /// The decision, given the values of [`NSS_BYPASS_ENV`] and [`SYSTEMD_UNIT_ENV`]: bypass when

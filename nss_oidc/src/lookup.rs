@@ -9,7 +9,8 @@
 //! written), replaced, expired, untrusted or corrupt. If the daemon cannot be asked (down,
 //! frozen, or it says it is unavailable) and the map, even behind, is within its `valid_until`
 //! and has the entry, the map answers; otherwise UNAVAIL. The loop guard ([`crate::bypass`])
-//! is read only before asking the daemon.
+//! is read once per process before anything (so the daemon's own helpers never see its users
+//! in the map) and again before asking the daemon.
 //!
 //! The daemon's answers keep their contract with glibc:
 //! - NOTFOUND only when the daemon itself answered [`Response::NotFound`] (or the name asked
@@ -108,6 +109,11 @@ pub trait Env {
     fn with_map<R>(&self, f: impl FnMut(Option<MapRef<'_>>) -> R) -> R;
     /// True when this process must not ask the daemon ([`crate::bypass`]).
     fn bypassed(&self) -> bool;
+    /// True when this process must get no answer at all, not even from the map (read once per
+    /// process: [`crate::bypass::active_at_start`]).
+    fn bypassed_at_start(&self) -> bool {
+        false
+    }
     /// The daemon.
     fn daemon(&self) -> &impl Daemon;
 }
@@ -129,6 +135,9 @@ impl Env for System {
     }
     fn bypassed(&self) -> bool {
         crate::bypass::active()
+    }
+    fn bypassed_at_start(&self) -> bool {
+        crate::bypass::active_at_start()
     }
     fn daemon(&self) -> &impl Daemon {
         &SystemDaemon
@@ -173,6 +182,9 @@ fn lookup<T>(
     mut ask: impl FnMut(&dyn Daemon) -> Answer<T>,
     mut emit: impl FnMut(T) -> Status,
 ) -> Status {
+    if env.bypassed_at_start() {
+        return Status::NotFound;
+    }
     env.with_map(|map| {
         if let Some(m) = &map {
             if m.fresh == Freshness::Current {

@@ -170,6 +170,24 @@ pub enum Request {
         /// Claim sets as the provider would send them.
         entries: Vec<Value>,
     },
+    /// One part of an import too large for one request (root only): the daemon keeps it,
+    /// unapplied, under `import_id` until [`Request::AdminImportCommit`] (or drops it after a
+    /// minute without a part or commit).
+    AdminImportPart {
+        /// Chosen by the client; one staged import at a time.
+        import_id: String,
+        /// The next claim sets of the file, in order.
+        entries: Vec<Value>,
+    },
+    /// Applies every part staged under `import_id` in one transaction, all or nothing, as one
+    /// [`Request::AdminImport`] of the whole file would (root only). `total` is the number of
+    /// entries the client sent, checked against what was staged.
+    AdminImportCommit {
+        /// As in the parts.
+        import_id: String,
+        /// Entries sent in all parts.
+        total: u64,
+    },
     /// `oidcctl import` of an ID map exported by another host (root only): all or nothing.
     AdminImportMap {
         /// The map.
@@ -272,6 +290,14 @@ impl Request {
             Self::AdminCacheClear,
             Self::AdminImport {
                 entries: Vec::new(),
+            },
+            Self::AdminImportPart {
+                import_id: id(),
+                entries: Vec::new(),
+            },
+            Self::AdminImportCommit {
+                import_id: id(),
+                total: 0,
             },
             Self::AdminImportMap {
                 map: IdMap {

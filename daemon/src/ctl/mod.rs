@@ -287,7 +287,8 @@ fn run(args: &Args) -> u8 {
             }
         },
         Command::Import { file } => match import_request(file) {
-            Ok(r) => r,
+            Ok(Import::One(r)) => r,
+            Ok(Import::Parts(entries)) => return import_in_parts(args, &entries),
             Err(e) => {
                 eprintln!("oidcctl: {e}");
                 return EXIT_FAILED;
@@ -462,7 +463,19 @@ fn migrate_request(
     })
 }
 
-fn import_request(file: &Path) -> Result<Request, String> {
+/// An import: one request, or claim sets too many for one request, sent in parts.
+enum Import {
+    One(Request),
+    Parts(Vec<Value>),
+}
+
+/// Longest part of an import, as JSON: under the daemon's request limit with room for the
+/// envelope.
+const PART_LEN: usize = oidc_proto::frame::MAX_REQUEST_LEN - 4096;
+/// How long applying a staged import may take (100,000 users: seconds).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn import_request(file: &Path) -> Result<Import, String> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("reading standard input: {e}"))?
@@ -471,8 +484,14 @@ fn import_request(file: &Path) -> Result<Request, String> {
     };
     let value: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?;
+    drop(text);
     let request = match value {
-        Value::Array(entries) => Request::AdminImport { entries },
+        Value::Array(entries) => {
+            if serde_json::to_vec(&entries).map_or(0, |v| v.len()) > PART_LEN {
+                return Ok(Import::Parts(entries));
+            }
+            Request::AdminImport { entries }
+        }
         Value::Object(ref o) if o.get("format").and_then(Value::as_str) == Some(IdMap::FORMAT) => {
             let map: IdMap = serde_json::from_value(value)
                 .map_err(|e| format!("{}: not a valid ID map: {e}", file.display()))?;
@@ -490,10 +509,62 @@ fn import_request(file: &Path) -> Result<Request, String> {
     let size = serde_json::to_vec(&oidc_proto::Envelope::new(&request)).map_or(0, |v| v.len());
     if size > limit {
         return Err(format!(
-            "{}: this import is {size} bytes, over the limit of {limit} bytes oidcd accepts at \
+            "{}: this ID map is {size} bytes, over the limit of {limit} bytes oidcd accepts at \
              once: split the file and import the parts",
             file.display()
         ));
     }
-    Ok(request)
+    Ok(Import::One(request))
+}
+
+/// Sends claim sets in parts of at most [`PART_LEN`] bytes, then asks the daemon to apply
+/// them all at once (all or nothing, as for a small file).
+fn import_in_parts(args: &Args, entries: &[Value]) -> u8 {
+    let socket = socket_path(args);
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    // Cut the parts first, so an entry too large for any part stops the import before
+    // anything is sent.
+    let mut cuts = Vec::new();
+    let (mut start, mut len) = (0, 2);
+    for (i, e) in entries.iter().enumerate() {
+        let n = serde_json::to_vec(e).map_or(0, |v| v.len()) + 1;
+        if n + 2 > PART_LEN {
+            eprintln!(
+                "oidcctl: entry {i} alone is over the limit of {PART_LEN} bytes oidcd accepts \
+                 in one request; nothing was imported"
+            );
+            return EXIT_FAILED;
+        }
+        if len + n > PART_LEN {
+            cuts.push(start..i);
+            (start, len) = (i, 2);
+        }
+        len += n;
+    }
+    cuts.push(start..entries.len());
+    for range in cuts {
+        let part = Request::AdminImportPart {
+            import_id: id.clone(),
+            entries: entries[range].to_vec(),
+        };
+        match client::call(&socket, TrustedOwner::Root, &part, TIMEOUT) {
+            Ok(Response::Done { .. }) => {}
+            Ok(other) => return print_response(args, other),
+            Err(e) => return unreachable(&e, &socket, false, args.json),
+        }
+    }
+    let commit = Request::AdminImportCommit {
+        import_id: id,
+        total: entries.len() as u64,
+    };
+    match client::call(&socket, TrustedOwner::Root, &commit, COMMIT_TIMEOUT) {
+        Ok(r) => print_response(args, r),
+        Err(e) => unreachable(&e, &socket, false, args.json),
+    }
 }

@@ -32,6 +32,9 @@ pub const PROVISIONAL_BUDGET: Duration = Duration::from_millis(150);
 /// Budget for an import (all its names at once).
 pub const IMPORT_BUDGET: Duration = Duration::from_secs(10);
 
+/// Names given to one `getent` (well under ARG_MAX with names of up to 256 bytes).
+const NAMES_PER_GETENT: usize = 2000;
+
 /// Where glibc's `getent` is.
 const GETENT: &[&str] = &["/usr/bin/getent", "/bin/getent"];
 /// Most output read from one `getent` (group lines can be long).
@@ -96,15 +99,17 @@ pub fn lookup(users: &[&str], groups: &[&str], budget: Duration) -> Result<Known
         ("passwd", users, &mut known.users),
         ("group", groups, &mut known.groups),
     ] {
-        if names.is_empty() {
-            continue;
-        }
-        let left = budget.saturating_sub(started.elapsed());
-        let out = run_getent(getent, db, names, left)?;
-        for line in out.lines() {
-            if let Some(name) = line.split(':').next() {
-                if names.contains(&name) {
-                    into.insert(name.to_string());
+        // In chunks: a command line has a size limit (ARG_MAX), and an import may name
+        // 100,000 users.
+        for chunk in names.chunks(NAMES_PER_GETENT) {
+            let left = budget.saturating_sub(started.elapsed());
+            let out = run_getent(getent, db, chunk, left)?;
+            let asked: HashSet<&str> = chunk.iter().copied().collect();
+            for line in out.lines() {
+                if let Some(name) = line.split(':').next() {
+                    if asked.contains(name) {
+                        into.insert(name.to_string());
+                    }
                 }
             }
         }

@@ -92,24 +92,42 @@ impl Store {
         ctx: &NewIds<'_>,
         entries: &[Value],
     ) -> Result<Result<Vec<Applied>, Vec<ImportError>>, StoreError> {
+        self.import_parts(ctx, std::iter::once(entries.to_vec()))
+    }
+
+    /// As [`Store::import`], for a file that arrived in parts: one transaction over all of
+    /// them, indexes counted across parts. Each part is dropped once applied, so only one is
+    /// held as parsed values at a time.
+    pub fn import_parts(
+        &mut self,
+        ctx: &NewIds<'_>,
+        parts: impl IntoIterator<Item = Vec<Value>>,
+    ) -> Result<Result<Vec<Applied>, Vec<ImportError>>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut applied = Vec::new();
         let mut errors = Vec::new();
-        for (index, claims) in entries.iter().enumerate() {
-            let mapped = match mapping::map_claims(claims, ctx.cfg, ctx.local) {
-                Ok(m) => m,
-                Err(refusal) => {
-                    errors.push(ImportError {
-                        index,
-                        message: refusal.to_string(),
-                    });
-                    continue;
+        let mut index = 0;
+        for entries in parts {
+            for claims in &entries {
+                let mapped = match mapping::map_claims(claims, ctx.cfg, ctx.local) {
+                    Ok(m) => m,
+                    Err(refusal) => {
+                        errors.push(ImportError {
+                            index,
+                            message: refusal.to_string(),
+                        });
+                        index += 1;
+                        continue;
+                    }
+                };
+                match upsert(&tx, ctx, &mapped, claims, Source::Import, None) {
+                    Ok(a) => applied.push(a),
+                    Err(StoreError::Conflict(message)) => {
+                        errors.push(ImportError { index, message });
+                    }
+                    Err(e) => return Err(e),
                 }
-            };
-            match upsert(&tx, ctx, &mapped, claims, Source::Import, None) {
-                Ok(a) => applied.push(a),
-                Err(StoreError::Conflict(message)) => errors.push(ImportError { index, message }),
-                Err(e) => return Err(e),
+                index += 1;
             }
         }
         if errors.is_empty() {
