@@ -250,9 +250,12 @@ fn remove(map: &NssMap, path: &Path) {
     let mut s = lock(&map.shared);
     if let Some(old) = s.file.take() {
         let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
-        if let Err(e) = std::fs::remove_file(path) {
-            log::warn!("NSS map: cannot remove {}: {e}", path.display());
-        }
+    }
+    // Also a map left by an earlier run (marked replaced at start).
+    match std::fs::remove_file(path) {
+        Ok(()) => log::info!("NSS map {} removed (cache.nss_map = false)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("NSS map: cannot remove {}: {e}", path.display()),
     }
 }
 

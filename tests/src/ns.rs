@@ -33,9 +33,17 @@ pub struct NamespaceBuilder {
     extrausers: Option<(Vec<String>, Vec<String>)>,
     pam_dir: bool,
     sudoers_dir: bool,
+    modules: Vec<(String, std::path::PathBuf)>,
 }
 
 impl NamespaceBuilder {
+    /// Adds another NSS module to the overlaid lib dir as `libnss_NAME.so.2` (the benchmark's
+    /// do-nothing module).
+    pub fn nss_module(mut self, name: &str, so: &Path) -> Self {
+        self.modules.push((name.to_string(), so.to_path_buf()));
+        self
+    }
+
     /// Adds a local user (a line for `/etc/passwd`, e.g. `localbob:x:4242:4242::/home/b:/bin/sh`);
     /// the namespace then binds a copy of the host's `/etc/passwd` and `/etc/group`.
     pub fn local_user(mut self, passwd_line: &str) -> Self {
@@ -98,6 +106,9 @@ impl NamespaceBuilder {
         std::fs::create_dir(&lib).unwrap();
         std::fs::copy(paths::nss_module(), lib.join("libnss_oidc.so.2"))
             .expect("copy libnss_oidc.so");
+        for (name, so) in &self.modules {
+            std::fs::copy(so, lib.join(format!("libnss_{name}.so.2"))).expect("copy module");
+        }
         let extra = self.extrausers.is_some();
         let nsswitch = dir.write("nsswitch.conf", nsswitch_conf(NssMode::Oidc, extra), 0o644);
         let ma = paths::multiarch_lib_dir();
@@ -306,19 +317,22 @@ impl Namespace {
         std::fs::write(&self.nsswitch, nsswitch_conf(mode, self.extrausers)).unwrap();
     }
 
-    /// Rewrites the bound nsswitch.conf with `sources` for `passwd` and `group` (e.g.
-    /// `"files oidc extrausers"`).
+    /// Rewrites the bound nsswitch.conf with `sources` for `passwd`, `group` and `initgroups`
+    /// (e.g. `"files oidc extrausers"`, `"oidc"`, `"sss"`).
     pub fn set_nss_sources(&self, sources: &str) {
-        let text: String = nsswitch_conf(NssMode::FilesOnly, false)
+        let mut text: String = nsswitch_conf(NssMode::FilesOnly, false)
             .lines()
-            .filter(|l| !l.starts_with("passwd:") && !l.starts_with("group:"))
+            .filter(|l| {
+                !["passwd:", "group:", "initgroups:"]
+                    .iter()
+                    .any(|d| l.starts_with(d))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
-        std::fs::write(
-            &self.nsswitch,
-            format!("{text}passwd:         {sources}\ngroup:          {sources}\n"),
-        )
-        .unwrap();
+        for db in ["passwd", "group", "initgroups"] {
+            text.push_str(&format!("{db}: {sources}\n"));
+        }
+        std::fs::write(&self.nsswitch, text).unwrap();
     }
 
     /// The directory bound over `/var/lib/extrausers` (only with
