@@ -406,3 +406,13 @@ fn foreign_layouts_never_panic() {
         let _ = view.sshd_paths().count();
     }
 }
+
+/// Writes the sample map as the fuzz target's seed (`cargo test -p oidc_proto -- --ignored
+/// write_fuzz_seed` after a format change).
+#[test]
+#[ignore = "writes fuzz/seeds/nss_map/sample.map"]
+fn write_fuzz_seed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/nss_map");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sample.map"), sample()).unwrap();
+}
