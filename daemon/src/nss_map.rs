@@ -27,7 +27,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use oidc_proto::nss_map::{
-    MapEncoder, STATE_BEHIND, STATE_OFFSET, STATE_REPLACED, VALID_UNTIL_OFFSET,
+    HEADER_LEN, MapEncoder, STATE_BEHIND, STATE_OFFSET, STATE_REPLACED, VALID_UNTIL_OFFSET,
 };
 use oidc_proto::paths::NSS_MAP_PATH;
 
@@ -91,6 +91,7 @@ fn run_at(state: &State, path: &Path) {
     let mut reader = None;
     let mut generation = unix_now().max(0) as u64 * 1000;
     let mut admin = admin_gids(state);
+    let mut first = true;
     loop {
         let cfg = state.config();
         let ttl = cfg.cache.nss_map_ttl;
@@ -124,9 +125,11 @@ fn run_at(state: &State, path: &Path) {
         lock(&map.shared).dirty = false;
         let cfg = state.config(); // as it is now (a reload is a change too)
         if !cfg.cache.nss_map {
-            remove(map, path);
+            remove(map, path, first);
+            first = false;
             continue;
         }
+        first = false;
         if reader.is_none() {
             reader = Store::open_read_only(&cfg.cache.db_path)
                 .map_err(|e| log::warn!("NSS map: read-only connection: {e}; using the main one"))
@@ -183,10 +186,6 @@ fn build(
     let cfg = state.config();
     let seed = std::collections::hash_map::RandomState::new().hash_one(generation);
     let mut enc = MapEncoder::new(seed);
-    let counts = match reader {
-        Some(r) => r.fill_map(&mut enc, admin).map_err(|e| e.to_string())?,
-        None => state.with_store(|s| s.fill_map(&mut enc, admin))?,
-    };
     if cfg.login.ssh_first_login && !cfg.providers.is_empty() {
         for p in &cfg.login.ssh_programs {
             if let Err(e) = enc.add_sshd_path(&p.to_string_lossy()) {
@@ -205,17 +204,26 @@ fn build(
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io)?;
+    // Records go to the file as they are made (after room for the header, written last).
+    let mut w = BufWriter::with_capacity(1 << 16, &file);
+    w.write_all(&[0; HEADER_LEN]).map_err(io)?;
+    let counts = match reader {
+        Some(r) => r
+            .fill_map(&mut enc, admin, &mut w)
+            .map_err(|e| e.to_string())?,
+        None => state.with_store(|s| s.fill_map(&mut enc, admin, &mut w))?,
+    };
     let valid_until = unix_now().saturating_add(cfg.cache.nss_map_ttl.as_secs() as i64);
-    let written = (|| -> std::io::Result<u64> {
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        let mut w = BufWriter::with_capacity(1 << 16, &file);
-        enc.write_to(&mut w, generation, valid_until)?;
-        w.flush()?;
-        drop(w);
-        file.sync_all()?;
-        Ok(file.metadata()?.len())
-    })()
-    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    enc.write_tail(&mut w).map_err(io)?;
+    w.flush().map_err(io)?;
+    drop(w);
+    let header = enc.header(generation, valid_until).map_err(io)?;
+    file.write_all_at(&header, 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    let written = file.metadata().map_err(io)?.len();
     drop(enc);
     let map = &state.nss_map;
     let mut s = lock(&map.shared);
@@ -245,13 +253,17 @@ fn heartbeat(map: &NssMap, ttl: Duration) {
     }
 }
 
-/// `cache.nss_map = false`: the map goes (marked replaced first, so mapped readers let go).
-fn remove(map: &NssMap, path: &Path) {
+/// `cache.nss_map = false`: the map goes (marked replaced first, so mapped readers let go), and
+/// at start also a map left by an earlier run (marked replaced already).
+fn remove(map: &NssMap, path: &Path, at_start: bool) {
     let mut s = lock(&map.shared);
-    if let Some(old) = s.file.take() {
-        let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
+    match s.file.take() {
+        Some(old) => {
+            let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
+        }
+        None if !at_start => return,
+        None => {}
     }
-    // Also a map left by an earlier run (marked replaced at start).
     match std::fs::remove_file(path) {
         Ok(()) => log::info!("NSS map {} removed (cache.nss_map = false)", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

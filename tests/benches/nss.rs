@@ -254,16 +254,10 @@ fn measure_source(ns: &Namespace, src: &str, keys: &Path, seconds: f64, out: &mu
     let exe = std::env::current_exe().unwrap();
     for op in OPS {
         for threads in [1usize, 2] {
-            let r = ns.run(
-                &exe,
-                &[
-                    "--worker",
-                    op,
-                    &threads.to_string(),
-                    &seconds.to_string(),
-                    &keys.to_string_lossy(),
-                ],
-            );
+            let mut cmd = ns.command(&exe);
+            cmd.args(["--worker", op, &threads.to_string(), &seconds.to_string()])
+                .arg(keys);
+            let r = util::spawn(&mut cmd, None).wait(Duration::from_secs(600));
             r.expect_ok();
             let v: Value =
                 serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {r}"));

@@ -16,12 +16,19 @@ use serde_json::{Value, json};
 
 const MAP: &str = "/run/oidcd/nss.map";
 
-/// Waits until the daemon has put a map in place (at most 10 s).
-fn wait_for_map(ns: &Namespace) {
+/// Waits until the daemon has put a current map holding `name` in place (at most 10 s).
+fn wait_for_map(ns: &Namespace, name: &str) {
     let p = ns.host_path(MAP);
+    let current = || {
+        std::fs::read(&p).is_ok_and(|b| {
+            MapView::from_file(&b).is_ok_and(|(state, _, v)| {
+                state == 0 && v.user_by_name(name.as_bytes()).is_ok_and(|u| u.is_some())
+            })
+        })
+    };
     assert!(
-        oidcd_tests::wait_until(Duration::from_secs(10), || p.exists()),
-        "no map at {MAP}"
+        oidcd_tests::wait_until(Duration::from_secs(10), current),
+        "no current map holding {name} at {MAP}"
     );
 }
 
@@ -94,7 +101,7 @@ fn daemon_with_users<'a>(ns: &'a Namespace, cfg: &mut DaemonConfig) -> Daemon<'a
     cfg.admin_groups(&["oidc-admins"]);
     let d = Daemon::start(ns, cfg);
     d.import(&json!([alice_claims(), bob_claims()])).expect_ok();
-    wait_for_map(ns);
+    wait_for_map(ns, "bob");
     d
 }
 

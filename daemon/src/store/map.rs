@@ -2,6 +2,7 @@
 //! ordered scans and fed straight into a [`MapEncoder`], with no allocation per user (names
 //! are borrowed from SQLite's rows, member lists go through one reused arena).
 
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,28 +44,32 @@ impl Store {
     /// Adds every provider group (with its members, by name), then every user (with the GIDs
     /// initgroups gives: their provider groups, plus `admin_gids` for admins) and the user's
     /// private group, to `enc`, from one snapshot. Provider groups go first: the map, like
-    /// [`Store::group_by_gid`], prefers them.
+    /// [`Store::group_by_gid`], prefers them. Records are drained to `out` (positioned after
+    /// the header's bytes) every megabyte, so the map is never held whole in memory.
     pub fn fill_map(
         &self,
         enc: &mut MapEncoder,
         admin_gids: &[u32],
+        out: &mut dyn Write,
     ) -> Result<MapCounts, StoreError> {
+        let mut drain = |enc: &mut MapEncoder| -> Result<(), StoreError> {
+            if enc.buffered() >= 1 << 20 {
+                enc.drain_records(out)
+                    .map_err(|e| StoreError::Io(format!("writing the NSS map: {e}")))?;
+            }
+            Ok(())
+        };
         let tx = self.conn.unchecked_transaction()?;
         let mut counts = MapCounts::default();
         let n = |sql: &str| -> Result<usize, StoreError> {
             let v: i64 = tx.query_row(sql, [], |r| r.get(0))?;
             Ok(usize::try_from(v).unwrap_or(0))
         };
-        let (users, groups, members) = (
+        let (users, groups) = (
             n("SELECT count(*) FROM users")?,
             n("SELECT count(*) FROM groups")?,
-            n("SELECT count(*) FROM memberships")?,
         );
-        enc.reserve(
-            users,
-            groups + users,
-            users * 96 + groups * 32 + members * 16,
-        );
+        enc.reserve(users, groups + users);
 
         // Provider groups, each with its members sorted by name (as `getent group` showed
         // them before the map).
@@ -78,7 +83,11 @@ impl Store {
         let mut current: Option<(i64, String, u32)> = None;
         let mut arena: Vec<u8> = Vec::new();
         let mut spans: Vec<(usize, usize)> = Vec::new();
-        let mut flush = |g: &(i64, String, u32), arena: &[u8], spans: &mut Vec<(usize, usize)>| {
+        let flush = |enc: &mut MapEncoder,
+                     counts: &mut MapCounts,
+                     g: &(i64, String, u32),
+                     arena: &[u8],
+                     spans: &mut Vec<(usize, usize)>| {
             spans.sort_unstable_by(|a, b| arena[a.0..a.1].cmp(&arena[b.0..b.1]));
             let names = spans
                 .iter()
@@ -95,7 +104,8 @@ impl Store {
             let id: i64 = r.get(0)?;
             if current.as_ref().is_none_or(|c| c.0 != id) {
                 if let Some(g) = &current {
-                    flush(g, &arena, &mut spans);
+                    flush(enc, &mut counts, g, &arena, &mut spans);
+                    drain(enc)?;
                 }
                 current = Some((id, r.get(1)?, r.get(2)?));
                 arena.clear();
@@ -112,7 +122,7 @@ impl Store {
             }
         }
         if let Some(g) = &current {
-            flush(g, &arena, &mut spans);
+            flush(enc, &mut counts, g, &arena, &mut spans);
         }
         drop(rows);
 
@@ -167,6 +177,7 @@ impl Store {
                     if let Err(e) = enc.add_group(user.name, user.gid, []) {
                         log::warn!("NSS map: private group of {:?} left out: {e}", user.name);
                     }
+                    drain(enc)?;
                 }
                 Err(e) => {
                     counts.skipped += 1;
@@ -218,9 +229,12 @@ mod tests {
             .unwrap();
 
         let mut enc = MapEncoder::new(77);
-        let counts = store.fill_map(&mut enc, &[27]).unwrap();
+        let mut bytes = vec![0u8; oidc_proto::nss_map::HEADER_LEN];
+        let counts = store.fill_map(&mut enc, &[27], &mut bytes).unwrap();
         assert_eq!((counts.users, counts.groups, counts.skipped), (3, 2, 0));
-        let bytes = enc.to_vec(1, i64::MAX).unwrap();
+        enc.write_tail(&mut bytes).unwrap();
+        let header = enc.header(1, i64::MAX).unwrap();
+        bytes[..header.len()].copy_from_slice(&header);
         let (_, _, map) = MapView::from_file(&bytes).unwrap();
 
         for name in ["alice", "bob", "carol"] {

@@ -1,12 +1,14 @@
 //! Writing a map: records are appended as entries arrive; [`MapEncoder::write_to`] lays out the
-//! hash tables and writes the file in one pass.
+//! hash tables and writes the file in one pass. A large map need not be held in memory: the
+//! writer reserves the header's bytes, [`MapEncoder::drain_records`] moves the records written
+//! so far to the file as they accumulate, [`MapEncoder::write_tail`] writes the rest, and
+//! [`MapEncoder::header`] gives the header to write at offset 0 last.
 
 use std::fmt;
 use std::io::{self, Write};
 
 use super::{
-    EMPTY, GROUP_FIXED, HEADER_LEN, MAGIC, MUTABLE_LEN, STATE_CURRENT, USER_FIXED, VERSION,
-    hash_id, hash_name, until_nul,
+    EMPTY, GROUP_FIXED, HEADER_LEN, MAGIC, MUTABLE_LEN, STATE_CURRENT, VERSION, hash_id, hash_name,
 };
 
 /// A user to write. `gids` are the supplementary groups `initgroups` answers (any order; the
@@ -57,13 +59,26 @@ impl std::error::Error for EncodeError {}
 #[derive(Debug, Default)]
 pub struct MapEncoder {
     seed: u64,
+    /// Records not yet drained.
     records: Vec<u8>,
-    /// (name hash, uid, record) per user.
-    users: Vec<(u32, u32, u32)>,
-    /// (name hash, gid, record) per group.
-    groups: Vec<(u32, u32, u32)>,
+    /// Bytes of records already drained to the file.
+    drained: usize,
+    /// Every name, for telling a duplicate from a hash collision once records are drained.
+    names: Vec<u8>,
+    users: Vec<Entry>,
+    groups: Vec<Entry>,
     sshd: Vec<u8>,
     scratch: Vec<u32>,
+}
+
+/// One table entry to be: the name's hash, the UID or GID, the record, the name in `names`.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u32,
+    id: u32,
+    rec: u32,
+    name: u32,
+    name_len: u32,
 }
 
 fn check(s: &str, what: &'static str, may_be_empty: bool) -> Result<(), EncodeError> {
@@ -93,11 +108,41 @@ impl MapEncoder {
         }
     }
 
-    /// Reserves room for about `users` users, `groups` groups and `bytes` bytes of records.
-    pub fn reserve(&mut self, users: usize, groups: usize, bytes: usize) {
+    /// Reserves room for about `users` users and `groups` groups.
+    pub fn reserve(&mut self, users: usize, groups: usize) {
         self.users.reserve(users);
         self.groups.reserve(groups);
-        self.records.reserve(bytes);
+    }
+
+    /// Bytes of records held (not yet drained).
+    pub fn buffered(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Writes the records held so far to `w` and forgets them. `w` must be positioned where the
+    /// records go: after [`HEADER_LEN`] bytes reserved for [`MapEncoder::header`], after the
+    /// records drained before.
+    pub fn drain_records(&mut self, w: &mut (impl Write + ?Sized)) -> io::Result<()> {
+        w.write_all(&self.records)?;
+        self.drained += self.records.len();
+        self.records.clear();
+        Ok(())
+    }
+
+    fn entry(&mut self, name: &str, id: u32, rec: u32) -> Result<Entry, EncodeError> {
+        let at = u32_len(self.names.len())?;
+        self.names.extend_from_slice(name.as_bytes());
+        Ok(Entry {
+            hash: hash_name(self.seed, name.as_bytes()),
+            id,
+            rec,
+            name: at,
+            name_len: u32_len(name.len())?,
+        })
+    }
+
+    fn rec_offset(&self) -> Result<u32, EncodeError> {
+        u32_len(self.drained + self.records.len())
     }
 
     /// Adds a user; nothing is added on error.
@@ -106,7 +151,7 @@ impl MapEncoder {
         check(u.gecos, "the GECOS field", true)?;
         check(u.dir, "the home directory", true)?;
         check(u.shell, "the shell", true)?;
-        let rec = u32_len(self.records.len())?;
+        let rec = self.rec_offset()?;
         self.scratch.clear();
         self.scratch.extend_from_slice(u.gids);
         self.scratch.sort_unstable();
@@ -132,8 +177,8 @@ impl MapEncoder {
         for g in &self.scratch {
             r.extend_from_slice(&g.to_le_bytes());
         }
-        self.users
-            .push((hash_name(self.seed, u.name.as_bytes()), u.uid, rec));
+        let e = self.entry(u.name, u.uid, rec)?;
+        self.users.push(e);
         Ok(())
     }
 
@@ -145,7 +190,7 @@ impl MapEncoder {
         members: impl IntoIterator<Item = &'m str>,
     ) -> Result<(), EncodeError> {
         check(name, "the group name", false)?;
-        let rec = u32_len(self.records.len())?;
+        let rec = self.rec_offset()?;
         let start = self.records.len();
         self.records.extend_from_slice(&gid.to_le_bytes());
         self.records.extend_from_slice(&[0; 8]); // count and length, filled in below
@@ -172,8 +217,8 @@ impl MapEncoder {
                 return Err(e);
             }
         }
-        self.groups
-            .push((hash_name(self.seed, name.as_bytes()), gid, rec));
+        let e = self.entry(name, gid, rec)?;
+        self.groups.push(e);
         Ok(())
     }
 
@@ -192,7 +237,7 @@ impl MapEncoder {
         self.users.len()
     }
 
-    /// The file's bytes, state [`STATE_CURRENT`].
+    /// The file's bytes, state [`STATE_CURRENT`] (nothing drained).
     pub fn to_vec(&self, generation: u64, valid_until: i64) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.write_to(&mut out, generation, valid_until)
@@ -201,22 +246,39 @@ impl MapEncoder {
     }
 
     /// Writes the file (state [`STATE_CURRENT`]) to `w`: header, records, tables, sshd paths.
+    /// Only for an encoder whose records were never drained.
     pub fn write_to(
         &self,
         w: &mut impl Write,
         generation: u64,
         valid_until: i64,
     ) -> io::Result<()> {
-        let too_large = || io::Error::other(EncodeError::TooLarge);
+        if self.drained != 0 {
+            return Err(io::Error::other(
+                "records were drained: use write_tail and header",
+            ));
+        }
+        w.write_all(&self.header(generation, valid_until)?)?;
+        self.write_tail(w)
+    }
+
+    /// The slots of each table.
+    fn slots(&self) -> [usize; 4] {
         let slots = |n: usize| (n * 2).next_power_of_two().max(16);
-        let tables = [
+        [
             slots(self.users.len()),
             slots(self.users.len()),
             slots(self.groups.len()),
             slots(self.groups.len()),
-        ];
+        ]
+    }
+
+    /// The header (state [`STATE_CURRENT`]) of the file this encoder writes.
+    pub fn header(&self, generation: u64, valid_until: i64) -> io::Result<Vec<u8>> {
+        let tables = self.slots();
         let records_at = HEADER_LEN;
-        let mut at = records_at + self.records.len();
+        let records_len = self.drained + self.records.len();
+        let mut at = records_at + records_len;
         let mut table_at = [0usize; 4];
         for (i, n) in tables.iter().enumerate() {
             table_at[i] = at;
@@ -225,7 +287,7 @@ impl MapEncoder {
         let sshd_at = at;
         let file_len = sshd_at + self.sshd.len();
         if u32::try_from(file_len).is_err() {
-            return Err(too_large());
+            return Err(io::Error::other(EncodeError::TooLarge));
         }
         let mut h = Vec::with_capacity(HEADER_LEN);
         h.extend_from_slice(&valid_until.to_le_bytes());
@@ -246,66 +308,83 @@ impl MapEncoder {
         for i in 0..4 {
             pair(&mut h, table_at[i], tables[i]);
         }
-        pair(&mut h, records_at, self.records.len());
+        pair(&mut h, records_at, records_len);
         pair(&mut h, sshd_at, self.sshd.len());
         pair(&mut h, self.users.len(), self.groups.len());
         h.resize(HEADER_LEN, 0);
-        w.write_all(&h)?;
+        Ok(h)
+    }
+
+    /// Writes what follows the records drained so far: the rest of the records, the tables and
+    /// the sshd paths.
+    pub fn write_tail(&self, w: &mut impl Write) -> io::Result<()> {
+        let tables = self.slots();
         w.write_all(&self.records)?;
-        let by_name = |entries: &[(u32, u32, u32)], n: usize, fixed: usize| {
-            self.table(n, entries.iter().map(|&(h, _, r)| (h, h, r)), |a, b| {
-                self.name_at(a as usize + fixed) == self.name_at(b as usize + fixed)
-            })
-        };
-        let by_id = |entries: &[(u32, u32, u32)], n: usize| {
-            self.table(
-                n,
-                entries
-                    .iter()
-                    .map(|&(_, id, r)| (hash_id(self.seed, id), id, r)),
-                |_, _| true,
-            )
-        };
-        w.write_all(&by_name(&self.users, tables[0], USER_FIXED))?;
-        w.write_all(&by_id(&self.users, tables[1]))?;
-        w.write_all(&by_name(&self.groups, tables[2], GROUP_FIXED))?;
-        w.write_all(&by_id(&self.groups, tables[3]))?;
+        let same_name = |a: &Entry, b: &Entry| self.name(a) == self.name(b);
+        let seed = self.seed;
+        w.write_all(&table(
+            tables[0],
+            &self.users,
+            |e| (e.hash, e.hash),
+            same_name,
+        ))?;
+        w.write_all(&table(
+            tables[1],
+            &self.users,
+            |e| (hash_id(seed, e.id), e.id),
+            |_, _| true,
+        ))?;
+        w.write_all(&table(
+            tables[2],
+            &self.groups,
+            |e| (e.hash, e.hash),
+            same_name,
+        ))?;
+        w.write_all(&table(
+            tables[3],
+            &self.groups,
+            |e| (hash_id(seed, e.id), e.id),
+            |_, _| true,
+        ))?;
         w.write_all(&self.sshd)?;
         Ok(())
     }
 
-    fn name_at(&self, at: usize) -> &[u8] {
-        until_nul(self.records.get(at..).unwrap_or(&[]))
+    fn name(&self, e: &Entry) -> &[u8] {
+        let (a, n) = (e.name as usize, e.name_len as usize);
+        self.names.get(a..a + n).unwrap_or(&[])
     }
+}
 
-    /// One hash table of `n` slots from (home, key, record) entries in order: an entry whose
-    /// key is already there for an equal entry (`same`) is left out, so the first one wins.
-    fn table(
-        &self,
-        n: usize,
-        entries: impl Iterator<Item = (u32, u32, u32)>,
-        same: impl Fn(u32, u32) -> bool,
-    ) -> Vec<u8> {
-        let mut slots = vec![(0u32, EMPTY); n];
-        for (home, key, rec) in entries {
-            let mut i = home as usize & (n - 1);
-            loop {
-                let (k, r) = slots[i];
-                if r == EMPTY {
-                    slots[i] = (key, rec);
+/// One hash table of `n` slots (a power of two) from `entries` in order, each placed by its
+/// (home slot, key): an entry whose key is already there for an equal entry (`same`) is left
+/// out, so the first one wins.
+fn table(
+    n: usize,
+    entries: &[Entry],
+    place: impl Fn(&Entry) -> (u32, u32),
+    same: impl Fn(&Entry, &Entry) -> bool,
+) -> Vec<u8> {
+    let mut slots: Vec<Option<(u32, usize)>> = vec![None; n];
+    for (idx, e) in entries.iter().enumerate() {
+        let (home, key) = place(e);
+        let mut i = home as usize & (n - 1);
+        loop {
+            match slots[i] {
+                None => {
+                    slots[i] = Some((key, idx));
                     break;
                 }
-                if k == key && same(r, rec) {
-                    break;
-                }
-                i = (i + 1) & (n - 1);
+                Some((k, other)) if k == key && same(&entries[other], e) => break,
+                Some(_) => i = (i + 1) & (n - 1),
             }
         }
-        let mut out = Vec::with_capacity(n * 8);
-        for (k, r) in slots {
-            out.extend_from_slice(&k.to_le_bytes());
-            out.extend_from_slice(&r.to_le_bytes());
-        }
-        out
     }
+    let mut out = Vec::with_capacity(n * 8);
+    for slot in slots {
+        let (k, r) = slot.map_or((0, EMPTY), |(k, idx)| (k, entries[idx].rec));
+        out.extend_from_slice(&k.to_le_bytes());
+        out.extend_from_slice(&r.to_le_bytes());
+    }
+    out
 }
