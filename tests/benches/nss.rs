@@ -520,10 +520,9 @@ fn start_sssd(ns: &Namespace, keys: &Path) -> Result<util::Spawned, String> {
     ns.set_nss_sources("sss");
     let t = Instant::now();
     let exe = std::env::current_exe().unwrap();
-    let r = ns.run(
-        &exe,
-        &["--worker", "warm", "1", "0", &keys.to_string_lossy()],
-    );
+    let mut warm = ns.command(&exe);
+    warm.args(["--worker", "warm", "1", "0"]).arg(keys);
+    let r = util::spawn(&mut warm, None).wait(Duration::from_secs(1800));
     if r.code() != 0 {
         return Err(format!("warming failed: {r}"));
     }
