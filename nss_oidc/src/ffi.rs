@@ -19,7 +19,7 @@ use oidc_proto::types::{UnixGroup, UnixUser};
 use crate::enumerate;
 use crate::fill::{self, GidArray, GroupAt, GroupFill, PasswdAt};
 use crate::guard;
-use crate::lookup::{self, GidsOut, GroupOut, NO_PASSWORD, PasswdOut, Status, System};
+use crate::lookup::{self, Gids, GidsOut, GroupOut, NO_PASSWORD, PasswdOut, Status, System};
 
 const NSS_STATUS_TRYAGAIN: c_int = -2;
 const NSS_STATUS_UNAVAIL: c_int = -1;
@@ -177,17 +177,22 @@ impl GidArray for GlibcGids {
         // SAFETY: as above.
         usize::try_from(unsafe { *self.size }).unwrap_or(0)
     }
-    fn get(&self, i: usize) -> u32 {
-        // SAFETY: `i < len <= capacity`: inside glibc's malloc'ed array.
-        unsafe { *(*self.groups).add(i) }
-    }
-    fn push(&mut self, gid: u32) {
-        let i = self.len();
-        // SAFETY: `len < capacity` (add_gids grows first): inside the array; then the count.
+    fn split(&mut self) -> (&[u32], &mut [u32]) {
+        let (used, cap) = (self.len(), self.capacity());
+        // SAFETY: `*groups` is glibc's malloc'ed array of `*size` GIDs (`used <= cap`, checked
+        // by the entry point), valid until the next realloc, which needs `&mut self` and so
+        // cannot happen while these borrows live; the two slices do not overlap.
         unsafe {
-            *(*self.groups).add(i) = gid;
-            *self.start += 1;
+            let p = *self.groups;
+            (
+                std::slice::from_raw_parts(p, used),
+                std::slice::from_raw_parts_mut(p.add(used), cap - used),
+            )
         }
+    }
+    fn extend_len(&mut self, n: usize) {
+        // SAFETY: glibc's valid counter; add_gids adds at most the spare entries.
+        unsafe { *self.start += n as c_long };
     }
     fn grow(&mut self, capacity: usize) -> bool {
         let (Ok(n), Some(bytes)) = (
@@ -211,7 +216,7 @@ impl GidArray for GlibcGids {
 }
 
 impl GidsOut for GlibcGids {
-    fn add(&mut self, gids: &mut dyn Iterator<Item = u32>) -> Status {
+    fn add(&mut self, gids: Gids<'_>) -> Status {
         fill::add_gids(self, self.skip, self.limit, gids)
     }
 }

@@ -46,25 +46,30 @@ pub enum GroupFill {
     Corrupt,
 }
 
-/// Lays out a map record: the pointer array first, then the blob copied in one piece.
+/// Lays out a map record: the pointer array first, then the blob copied in one piece. The
+/// member pointers are found with a SIMD scan for the NULs between names.
 pub fn group_blob(buf: &mut [u8], rec: &GroupRecord<'_>) -> Result<GroupAt, GroupFill> {
-    let (array, strings) = group_space(buf, rec.members, rec.blob.len())?;
-    buf[strings..strings + rec.blob.len()].copy_from_slice(rec.blob);
-    let mut at = GroupAt {
-        name: strings,
-        passwd: strings,
-        members: array,
-    };
-    for (i, start) in rec.string_starts().enumerate() {
-        let start = strings + start.ok_or(GroupFill::Corrupt)?;
-        match i {
-            0 => at.name = start,
-            1 => at.passwd = start,
-            _ => put_ptr(buf, array, i - 2, start),
-        }
+    let blob = rec.blob;
+    let (array, strings) = group_space(buf, rec.members, blob.len())?;
+    buf[strings..strings + blob.len()].copy_from_slice(blob);
+    let mut nuls = memchr::memchr_iter(0, blob);
+    let passwd = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
+    let mut next = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
+    let base = buf.as_ptr() as usize + strings;
+    let slots = buf
+        .get_mut(array..array + (rec.members + 1) * PTR)
+        .ok_or(GroupFill::TooSmall)?;
+    let (members, end) = slots.split_at_mut(rec.members * PTR);
+    for slot in members.chunks_exact_mut(PTR) {
+        slot.copy_from_slice(&(base + next).to_ne_bytes());
+        next = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
     }
-    put_null(buf, array, rec.members);
-    Ok(at)
+    end.fill(0);
+    Ok(GroupAt {
+        name: strings,
+        passwd: strings + passwd,
+        members: array,
+    })
 }
 
 /// Lays out a group from its parts (the daemon's answer); none may hold a NUL.
@@ -142,46 +147,47 @@ pub trait GidArray {
     }
     /// Entries allocated (`*size`).
     fn capacity(&self) -> usize;
-    /// Entry `i` (`i < len`).
-    fn get(&self, i: usize) -> u32;
-    /// Appends (`len < capacity`).
-    fn push(&mut self, gid: u32);
+    /// The entries in use, and the allocated ones after them.
+    fn split(&mut self) -> (&[u32], &mut [u32]);
+    /// Marks `n` more entries in use (`n` at most the spare ones).
+    fn extend_len(&mut self, n: usize);
     /// Reallocates to `capacity` entries; false if the allocation failed (nothing changed).
     fn grow(&mut self, capacity: usize) -> bool;
 }
 
-/// Appends `gids` (sorted, each once) to `arr` as glibc's own modules do: never `skip` (the
-/// primary group) nor a GID already there, growing the array (at most to `limit` entries when
-/// `limit > 0`, and then stopping quietly), TRYAGAIN with ENOMEM if it cannot grow.
+/// Appends `gids` to `arr` as glibc's own modules do: never `skip` (the primary group) nor a
+/// GID already there, growing the array once to what is needed (at most `limit` entries when
+/// `limit > 0`, and then dropping the rest quietly), TRYAGAIN with ENOMEM if it cannot grow.
+/// One pass over the new GIDs, no allocation of ours.
 pub fn add_gids(
     arr: &mut impl GidArray,
     skip: u32,
     limit: i64,
-    gids: &mut dyn Iterator<Item = u32>,
+    gids: crate::lookup::Gids<'_>,
 ) -> crate::lookup::Status {
     use crate::lookup::Status;
     let cap_limit = usize::try_from(limit).ok().filter(|&l| l > 0);
-    let clamp = |n: usize| cap_limit.map_or(n, |l| n.min(l));
-    let existing = arr.len();
-    let want = clamp(existing.saturating_add(gids.size_hint().0));
+    let want = arr.len().saturating_add(gids.len());
+    let want = cap_limit.map_or(want, |l| want.min(l));
     if want > arr.capacity() && !arr.grow(want) {
         return Status::TryAgain(libc::ENOMEM);
     }
-    for g in gids {
-        if g == skip || (0..existing).any(|i| arr.get(i) == g) {
-            continue;
+    let (existing, spare) = arr.split();
+    let mut n = 0;
+    gids.for_each(|g| {
+        if g == skip || existing.contains(&g) {
+            return true;
         }
-        if arr.len() >= arr.capacity() {
-            let bigger = clamp(arr.capacity().saturating_mul(2).max(arr.len() + 1));
-            if bigger <= arr.capacity() {
-                break; // the caller's limit is reached
+        match spare.get_mut(n) {
+            Some(slot) => {
+                *slot = g;
+                n += 1;
+                true
             }
-            if !arr.grow(bigger) {
-                return Status::TryAgain(libc::ENOMEM);
-            }
+            None => false, // the caller's limit is reached
         }
-        arr.push(g);
-    }
+    });
+    arr.extend_len(n);
     Status::Success
 }
 
@@ -190,6 +196,7 @@ mod tests {
     use oidc_proto::nss_map::{MapEncoder, MapView};
 
     use super::*;
+    use crate::lookup::Gids;
 
     fn read_ptr(buf: &[u8], at: usize) -> usize {
         let mut a = [0; PTR];
@@ -269,39 +276,48 @@ mod tests {
     /// A Vec standing in for glibc's array, with an allocation that can be made to fail.
     struct Arr {
         v: Vec<u32>,
-        cap: usize,
+        used: usize,
         grows: usize,
         fail: bool,
     }
 
     impl GidArray for Arr {
         fn len(&self) -> usize {
-            self.v.len()
+            self.used
         }
         fn capacity(&self) -> usize {
-            self.cap
+            self.v.len()
         }
-        fn get(&self, i: usize) -> u32 {
-            self.v[i]
+        fn split(&mut self) -> (&[u32], &mut [u32]) {
+            let (a, b) = self.v.split_at_mut(self.used);
+            (a, b)
         }
-        fn push(&mut self, gid: u32) {
-            assert!(self.v.len() < self.cap, "push past the capacity");
-            self.v.push(gid);
+        fn extend_len(&mut self, n: usize) {
+            assert!(self.used + n <= self.v.len(), "past the capacity");
+            self.used += n;
         }
         fn grow(&mut self, capacity: usize) -> bool {
             self.grows += 1;
             if self.fail {
                 return false;
             }
-            self.cap = capacity;
+            self.v.resize(capacity, 0);
             true
         }
     }
 
+    impl Arr {
+        fn used(&self) -> &[u32] {
+            &self.v[..self.used]
+        }
+    }
+
     fn arr(v: &[u32], cap: usize) -> Arr {
+        let mut all = v.to_vec();
+        all.resize(cap, 0);
         Arr {
-            v: v.to_vec(),
-            cap,
+            v: all,
+            used: v.len(),
             grows: 0,
             fail: false,
         }
@@ -312,14 +328,16 @@ mod tests {
     #[test]
     fn initgroups_skips_known_gids_and_grows_once() {
         let mut a = arr(&[100, 27], 2);
-        let s = add_gids(&mut a, 100, -1, &mut [5, 27, 100, 300].into_iter());
+        let s = add_gids(&mut a, 100, -1, Gids::List(&[5, 27, 100, 300]));
         assert_eq!(s, crate::lookup::Status::Success);
-        assert_eq!(a.v, [100, 27, 5, 300]);
+        assert_eq!(a.used(), [100, 27, 5, 300]);
         assert_eq!(a.grows, 1);
         let many: Vec<u32> = (1000..2000).collect();
+        let le: Vec<u8> = many.iter().flat_map(|g| g.to_le_bytes()).collect();
         let mut a = arr(&[1], 1);
-        add_gids(&mut a, 1, 0, &mut many.iter().copied());
-        assert_eq!(a.v.len(), 1001);
+        add_gids(&mut a, 1, 0, Gids::Le(&le));
+        assert_eq!(a.used().len(), 1001);
+        assert_eq!(a.used()[1000], 1999);
         assert_eq!(a.grows, 1);
     }
 
@@ -327,10 +345,11 @@ mod tests {
     #[test]
     fn initgroups_honours_the_limit() {
         let mut a = arr(&[1], 1);
-        let s = add_gids(&mut a, 1, 3, &mut (10..20));
+        let ten: Vec<u32> = (10..20).collect();
+        let s = add_gids(&mut a, 1, 3, Gids::List(&ten));
         assert_eq!(s, crate::lookup::Status::Success);
-        assert_eq!(a.v, [1, 10, 11]);
-        assert!(a.cap <= 3);
+        assert_eq!(a.used(), [1, 10, 11]);
+        assert!(a.capacity() <= 3);
     }
 
     /// A failed allocation is TRYAGAIN with ENOMEM, and the array is left as it was.
@@ -338,8 +357,9 @@ mod tests {
     fn initgroups_allocation_failure() {
         let mut a = arr(&[1], 1);
         a.fail = true;
-        let s = add_gids(&mut a, 1, -1, &mut (10..20));
+        let ten: Vec<u32> = (10..20).collect();
+        let s = add_gids(&mut a, 1, -1, Gids::List(&ten));
         assert_eq!(s, crate::lookup::Status::TryAgain(libc::ENOMEM));
-        assert_eq!(a.v, [1]);
+        assert_eq!(a.used(), [1]);
     }
 }

@@ -160,11 +160,54 @@ pub trait GroupOut {
     fn copy_daemon(&mut self, g: &UnixGroup) -> Status;
 }
 
+/// A user's supplementary GIDs, sorted, each once.
+#[derive(Debug, Clone, Copy)]
+pub enum Gids<'a> {
+    /// As the map stores them: little-endian u32s.
+    Le(&'a [u8]),
+    /// As the daemon sent them.
+    List(&'a [u32]),
+}
+
+impl Gids<'_> {
+    /// How many.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Le(b) => b.len() / 4,
+            Self::List(l) => l.len(),
+        }
+    }
+
+    /// None at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with each GID, in order, until it returns false.
+    pub fn for_each(&self, mut f: impl FnMut(u32) -> bool) {
+        match self {
+            Self::Le(b) => {
+                for c in b.chunks_exact(4) {
+                    if !f(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) {
+                        return;
+                    }
+                }
+            }
+            Self::List(l) => {
+                for &g in *l {
+                    if !f(g) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Where `initgroups` adds GIDs.
 pub trait GidsOut {
-    /// Adds `gids` (sorted, each once; the lower bound of its size hint is exact) to the
-    /// caller's list.
-    fn add(&mut self, gids: &mut dyn Iterator<Item = u32>) -> Status;
+    /// Adds `gids` to the caller's list.
+    fn add(&mut self, gids: Gids<'_>) -> Status;
 }
 
 /// A map lookup's result.
@@ -301,11 +344,11 @@ pub fn groups_of_user(env: &impl Env, name: &[u8], out: &mut impl GidsOut) -> St
         env,
         |v| {
             hit(v.user_by_name(name.as_bytes()), |u| {
-                Hit::Found(out.borrow_mut().add(&mut u.gids()))
+                Hit::Found(out.borrow_mut().add(Gids::Le(u.gid_bytes())))
             })
         },
         |d| daemon_groups_of_user(d, name),
-        |gids| out.borrow_mut().add(&mut gids.into_iter()),
+        |gids| out.borrow_mut().add(Gids::List(&gids)),
     )
 }
 

@@ -383,6 +383,11 @@ impl<'a> UserRecord<'a> {
         self.gids.len() / 4
     }
 
+    /// The supplementary GIDs as stored: `gid_count` little-endian u32, sorted, each once.
+    pub fn gid_bytes(&self) -> &'a [u8] {
+        self.gids
+    }
+
     /// The supplementary GIDs, sorted, each once.
     pub fn gids(&self) -> impl ExactSizeIterator<Item = u32> + use<'a> {
         self.gids

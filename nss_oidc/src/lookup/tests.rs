@@ -370,8 +370,12 @@ impl GroupOut for Out {
 }
 
 impl GidsOut for Out {
-    fn add(&mut self, gids: &mut dyn Iterator<Item = u32>) -> Status {
-        let v: Vec<String> = gids.map(|g| g.to_string()).collect();
+    fn add(&mut self, gids: Gids<'_>) -> Status {
+        let mut v = Vec::new();
+        gids.for_each(|g| {
+            v.push(g.to_string());
+            true
+        });
         self.got.push(v.join(","));
         Status::Success
     }
