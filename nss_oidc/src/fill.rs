@@ -46,23 +46,23 @@ pub enum GroupFill {
     Corrupt,
 }
 
-/// Lays out a map record: the pointer array first, then the blob copied in one piece. The
-/// member pointers are found with a SIMD scan for the NULs between names.
+/// Lays out a map record: the pointer array first, then the blob copied in one piece; the
+/// member pointers follow from the lengths the record stores (no scan of the names).
 pub fn group_blob(buf: &mut [u8], rec: &GroupRecord<'_>) -> Result<GroupAt, GroupFill> {
     let blob = rec.blob;
     let (array, strings) = group_space(buf, rec.members, blob.len())?;
     buf[strings..strings + blob.len()].copy_from_slice(blob);
-    let mut nuls = memchr::memchr_iter(0, blob);
-    let passwd = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
-    let mut next = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
     let base = buf.as_ptr() as usize + strings;
     let slots = buf
         .get_mut(array..array + (rec.members + 1) * PTR)
         .ok_or(GroupFill::TooSmall)?;
+    let mut starts = rec.string_starts();
+    let _name = starts.next().flatten().ok_or(GroupFill::Corrupt)?;
+    let passwd = starts.next().flatten().ok_or(GroupFill::Corrupt)?;
     let (members, end) = slots.split_at_mut(rec.members * PTR);
-    for slot in members.chunks_exact_mut(PTR) {
-        slot.copy_from_slice(&(base + next).to_ne_bytes());
-        next = nuls.next().ok_or(GroupFill::Corrupt)? + 1;
+    for (slot, start) in members.chunks_exact_mut(PTR).zip(&mut starts) {
+        let start = start.ok_or(GroupFill::Corrupt)?;
+        slot.copy_from_slice(&(base + start).to_ne_bytes());
     }
     end.fill(0);
     Ok(GroupAt {
@@ -173,20 +173,28 @@ pub fn add_gids(
         return Status::TryAgain(libc::ENOMEM);
     }
     let (existing, spare) = arr.split();
+    // Usually nothing is to be left out (the primary group is not a supplementary one, and
+    // earlier modules added none of ours): then the GIDs are copied in one go. `gids` is
+    // sorted, so each check is a binary search.
+    let clash = gids.contains(skip) || existing.iter().any(|&e| gids.contains(e));
     let mut n = 0;
-    gids.for_each(|g| {
-        if g == skip || existing.contains(&g) {
-            return true;
-        }
-        match spare.get_mut(n) {
-            Some(slot) => {
-                *slot = g;
-                n += 1;
-                true
+    if !clash {
+        n = gids.copy_to(spare);
+    } else {
+        gids.for_each(|g| {
+            if g == skip || existing.contains(&g) {
+                return true;
             }
-            None => false, // the caller's limit is reached
-        }
-    });
+            match spare.get_mut(n) {
+                Some(slot) => {
+                    *slot = g;
+                    n += 1;
+                    true
+                }
+                None => false, // the caller's limit is reached
+            }
+        });
+    }
     arr.extend_len(n);
     Status::Success
 }

@@ -183,6 +183,49 @@ impl Gids<'_> {
         self.len() == 0
     }
 
+    /// GID `i` (`i < len`).
+    fn get(&self, i: usize) -> u32 {
+        match self {
+            Self::Le(b) => b
+                .get(i * 4..i * 4 + 4)
+                .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            Self::List(l) => l.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    /// Whether `gid` is one of them (binary search: they are sorted).
+    pub fn contains(&self, gid: u32) -> bool {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(&gid) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
+    }
+
+    /// Copies as many as fit into `out`, in order; how many.
+    pub fn copy_to(&self, out: &mut [u32]) -> usize {
+        match self {
+            Self::Le(b) => {
+                let mut n = 0;
+                for (slot, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+                    *slot = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    n += 1;
+                }
+                n
+            }
+            Self::List(l) => {
+                let n = l.len().min(out.len());
+                out[..n].copy_from_slice(&l[..n]);
+                n
+            }
+        }
+    }
+
     /// Calls `f` with each GID, in order, until it returns false.
     pub fn for_each(&self, mut f: impl FnMut(u32) -> bool) {
         match self {

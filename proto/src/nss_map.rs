@@ -30,7 +30,8 @@
 //! A user record: `uid u32, gid u32, ngids u32, blob_len u16, passwd u16, gecos u16, dir u16,
 //! shell u16`, then the blob `name\0*\0gecos\0dir\0shell\0` (the four u16 are where each field
 //! starts in it), then `ngids` GIDs (u32): the supplementary groups `initgroups` returns. A
-//! group record: `gid u32, members u32, blob_len u32`, then the blob `name\0*\0m1\0m2\0…`.
+//! group record: `gid u32, members u32, blob_len u32`, then the blob `name\0*\0m1\0m2\0…`,
+//! then each member name's length (u16), so the members' places follow without scanning.
 //! Blobs are copied into glibc's buffer as they are, so each ends in a NUL (checked).
 
 use std::fmt;
@@ -147,6 +148,8 @@ pub struct GroupRecord<'a> {
     pub members: usize,
     /// `name\0passwd\0member\0…`; its last byte is NUL.
     pub blob: &'a [u8],
+    /// Each member name's length, u16 little-endian.
+    lens: &'a [u8],
 }
 
 impl<'a> MapView<'a> {
@@ -368,7 +371,13 @@ impl<'a> MapView<'a> {
         if blob.last() != Some(&0) || members > blob_len / 2 {
             return Err(bad);
         }
-        Ok(GroupRecord { gid, members, blob })
+        let lens = r.slice(GROUP_FIXED + blob_len, members * 2).ok_or(bad)?;
+        Ok(GroupRecord {
+            gid,
+            members,
+            blob,
+            lens,
+        })
     }
 }
 
@@ -411,17 +420,30 @@ impl<'a> GroupRecord<'a> {
         until_nul(self.blob)
     }
 
-    /// Where each string of the blob starts: the name, the password, then the members. `None`
-    /// if the blob holds fewer strings than the record says (a corrupt map).
+    /// Where each string of the blob starts: the name, the password, then the members (from
+    /// their stored lengths, without scanning). `None` for a start outside the blob (a corrupt
+    /// map); each string ends at the latest at the blob's final NUL.
     pub fn string_starts(&self) -> impl Iterator<Item = Option<usize>> + use<'a> {
         let blob = self.blob;
-        let mut next = Some(0usize);
-        (0..self.members + 2).map(move |_| {
-            let start = next?;
-            let len = blob.get(start..)?.iter().position(|&b| b == 0)?;
-            next = Some(start + len + 1);
-            Some(start)
-        })
+        let name_end = blob.iter().position(|&b| b == 0);
+        let passwd = name_end.map(|e| e + 1);
+        let first = passwd.and_then(|p| {
+            let len = blob.get(p..)?.iter().position(|&b| b == 0)?;
+            Some(p + len + 1)
+        });
+        let lens = self
+            .lens
+            .chunks_exact(2)
+            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])));
+        let mut next = first;
+        let members = lens.map(move |len| {
+            let start = next.filter(|&s| s < blob.len());
+            next = start.map(|s| s + len + 1);
+            start
+        });
+        [Some(0), passwd.filter(|&p| p < blob.len())]
+            .into_iter()
+            .chain(members)
     }
 
     /// The member names (for tests and tools; the module copies the blob instead).

@@ -69,6 +69,8 @@ pub struct MapEncoder {
     groups: Vec<Entry>,
     sshd: Vec<u8>,
     scratch: Vec<u32>,
+    /// Member name lengths of the group being added (reused).
+    lens: Vec<u8>,
 }
 
 /// One table entry to be: the name's hash, the UID or GID, the record, the name in `names`.
@@ -196,24 +198,38 @@ impl MapEncoder {
         self.records.extend_from_slice(&[0; 8]); // count and length, filled in below
         self.records.extend_from_slice(name.as_bytes());
         self.records.extend_from_slice(b"\0*\0");
+        let mut lens: Vec<u8> = std::mem::take(&mut self.lens);
+        lens.clear();
         let mut count = 0usize;
+        let mut failure = None;
         for m in members {
             if m.is_empty() || m.contains(',') || !crate::types::is_field_safe(m) {
-                self.records.truncate(start);
-                return Err(EncodeError::BadField("a member name"));
+                failure = Some(EncodeError::BadField("a member name"));
+                break;
+            }
+            match u16::try_from(m.len()) {
+                Ok(l) => lens.extend_from_slice(&l.to_le_bytes()),
+                Err(_) => {
+                    failure = Some(EncodeError::TooLong);
+                    break;
+                }
             }
             self.records.extend_from_slice(m.as_bytes());
             self.records.push(0);
             count += 1;
         }
         let blob_len = self.records.len() - start - GROUP_FIXED;
-        match (u32_len(count), u32_len(blob_len)) {
-            (Ok(c), Ok(l)) => {
+        let sizes = u32_len(count).and_then(|c| Ok((c, u32_len(blob_len)?)));
+        match (failure, sizes) {
+            (None, Ok((c, l))) => {
                 self.records[start + 4..start + 8].copy_from_slice(&c.to_le_bytes());
                 self.records[start + 8..start + 12].copy_from_slice(&l.to_le_bytes());
+                self.records.extend_from_slice(&lens);
+                self.lens = lens;
             }
-            (Err(e), _) | (_, Err(e)) => {
+            (Some(e), _) | (None, Err(e)) => {
                 self.records.truncate(start);
+                self.lens = lens;
                 return Err(e);
             }
         }

@@ -379,9 +379,10 @@ fn lying_counts_are_errors() {
         Some(None),
         "a missing string is seen"
     );
-    // The user follows the group (12 + "g\0*\0a\0b\0" = 20 bytes): its GID count at +8.
+    // The user follows the group (12 + "g\0*\0a\0b\0" + two u16 lengths = 24 bytes): its
+    // GID count at +8.
     let mut bad = file;
-    let u = rec_at + 20;
+    let u = rec_at + 24;
     bad[u + 8..u + 12].copy_from_slice(&u32::MAX.to_le_bytes());
     let (_, _, m) = MapView::from_file(&bad).unwrap();
     assert!(m.user_by_name(b"alice").is_err());
