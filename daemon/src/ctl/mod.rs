@@ -77,7 +77,8 @@ enum Command {
     /// issuer the entries' `iss` names, all the same, else the first configured), or a map
     /// written by `oidcctl export` (for the provider of its issuer). Each user goes through the same mapping,
     /// protection and access rules as a login. A bad entry is reported with its index and none
-    /// of the file is applied. Use `-` for standard input.
+    /// of the file is applied. Use `-` for standard input. A file of claim sets too large for
+    /// one request (1 MiB) is sent in parts and applied at once, still all or nothing.
     Import {
         /// The file.
         file: PathBuf,
