@@ -10,7 +10,7 @@
 //!   change: login, import, removal, link, cache clear, configuration reload) sets it to
 //!   "behind the store" at once, before the rebuild, so from then on lookups ask the daemon
 //!   until the next map is in place. One byte cannot tear.
-//! - `valid_until`: the heartbeat moves it forward every third of `cache.nss_map_ttl` while the
+//! - `valid_until`: the heartbeat moves it forward every 5 s (or third of `cache.nss_map_ttl`) while the
 //!   map is clean, so a live daemon keeps it valid and a dead or frozen one lets it expire. A
 //!   reader racing this 8-byte write could see a mix of the old and new value; both are in the
 //!   future, so the mix is a time near both, and the next lookup reads it again: harmless.
@@ -36,6 +36,10 @@ use crate::store::{MapCounts, Store};
 
 /// A change waits this long before the build starts, so a burst of changes makes one map.
 const SETTLE: Duration = Duration::from_millis(10);
+/// While nothing changes, the thread wakes this often (or every third of the TTL, if sooner):
+/// it looks at /etc/passwd and /etc/group (a new local account of a user's name, an admin
+/// group's GID) and moves the heartbeat on. Two `stat`s and one `pwrite`.
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
 /// After a failed build, the next attempt waits this long.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -99,7 +103,7 @@ fn run_at(state: &State, path: &Path) {
         if !s.dirty && !s.stop {
             s = match map
                 .wake
-                .wait_timeout(s, (ttl / 3).max(Duration::from_secs(1)))
+                .wait_timeout(s, (ttl / 3).clamp(Duration::from_secs(1), LOOK_AGAIN))
             {
                 Ok((s, _)) => s,
                 Err(p) => p.into_inner().0,
@@ -210,11 +214,17 @@ fn build(
     // Records go to the file as they are made (after room for the header, written last).
     let mut w = BufWriter::with_capacity(1 << 16, &file);
     w.write_all(&[0; HEADER_LEN]).map_err(io)?;
+    // Names in /etc/passwd: such a local account is what initgroups asks about.
+    let local: std::collections::HashSet<String> = state
+        .local()
+        .map(|l| l.users.keys().cloned().collect())
+        .unwrap_or_default();
+    let is_local = |name: &str| local.contains(name);
     let counts = match reader {
         Some(r) => r
-            .fill_map(&mut enc, admin, &mut w)
+            .fill_map(&mut enc, admin, &is_local, &mut w)
             .map_err(|e| e.to_string())?,
-        None => state.with_store(|s| s.fill_map(&mut enc, admin, &mut w))?,
+        None => state.with_store(|s| s.fill_map(&mut enc, admin, &is_local, &mut w))?,
     };
     let valid_until = unix_now().saturating_add(cfg.cache.nss_map_ttl.as_secs() as i64);
     enc.write_tail(&mut w).map_err(io)?;

@@ -219,8 +219,10 @@ impl State {
             .refresh()
             .map_err(|e| format!("cannot read /etc/passwd or /etc/group: {e}"))?;
         if changed {
-            // Answers may depend on the files (a local account shadowing a user of ours).
+            // Answers may depend on the files (a local account shadowing a user of ours), and
+            // so may the NSS map (no groups for such a name; admin groups' GIDs).
             lock(&self.cache).entries.clear();
+            self.nss_map.changed();
         }
         Ok(local)
     }

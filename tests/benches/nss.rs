@@ -4,8 +4,13 @@
 //! proxy provider over the same files, warmed) and nscd when installed.
 //!
 //!     cargo build --release --workspace
-//!     flock /work/.heavy.lock cargo bench -p oidcd-tests --bench nss            # full run
+//!     sudo cargo bench -p oidcd-tests --bench nss                              # full run
+//!     sudo cargo bench -p oidcd-tests --bench nss -- --install-sssd            # + SSSD
 //!     cargo test -p oidcd-tests --bench nss -- --tiny                          # CI: seconds
+//!
+//! SSSD is measured when Debian's sssd-proxy, sssd-common and libnss-sss are installed. The
+//! bench installs them only when told (`--install-sssd`): the packages add `sss` to the host's
+//! nsswitch.conf and PAM stacks, which it then puts back as they were.
 //!
 //! Needs root (a private mount namespace holds everything: /run, /etc/passwd, nsswitch.conf,
 //! the modules). For each store (10 users and 100 groups, 1,000 and 100, 100,000 and 10,000;
@@ -101,8 +106,9 @@ fn main() {
         cpu_model()
     );
     let floor = build_nothing_module();
+    let install_sssd = args.iter().any(|a| a == "--install-sssd");
     let sss = if plan.sss {
-        sssd_available()
+        sssd_available(install_sssd)
     } else {
         Err("tiny run".into())
     };
@@ -463,9 +469,10 @@ fn build_nothing_module() -> PathBuf {
     so
 }
 
-/// Whether SSSD's proxy provider and NSS client are installed; installs them with apt if not
-/// (restoring the host's nsswitch.conf and PAM stacks, which the packages change).
-fn sssd_available() -> Result<(), String> {
+/// Whether SSSD's proxy provider and NSS client are installed; with `install`, installs them
+/// with apt if not (restoring the host's nsswitch.conf and PAM stacks, which the packages
+/// change).
+fn sssd_available(install: bool) -> Result<(), String> {
     let have = || {
         Path::new("/usr/sbin/sssd").exists()
             && Path::new("/usr/lib/x86_64-linux-gnu/libnss_sss.so.2").exists()
@@ -473,6 +480,13 @@ fn sssd_available() -> Result<(), String> {
     };
     if have() {
         return Ok(());
+    }
+    if !install {
+        return Err(
+            "sssd-proxy, sssd-common and libnss-sss are not installed; --install-sssd installs \
+             them"
+                .into(),
+        );
     }
     println!("SSSD: installing sssd-proxy and libnss-sss with apt");
     let saved = std::fs::read("/etc/nsswitch.conf").map_err(|e| e.to_string())?;

@@ -50,6 +50,7 @@ impl Store {
         &self,
         enc: &mut MapEncoder,
         admin_gids: &[u32],
+        local_name: &dyn Fn(&str) -> bool,
         out: &mut dyn Write,
     ) -> Result<MapCounts, StoreError> {
         let mut drain = |enc: &mut MapEncoder| -> Result<(), StoreError> {
@@ -162,6 +163,12 @@ impl Store {
             let text = |i: usize| -> Result<&str, StoreError> {
                 Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
             };
+            // A local account of the same name (added to /etc/passwd after this user) is
+            // what glibc's initgroups asks about: it gets none of this user's groups, as the
+            // daemon answers (`handler::groups_of_user`).
+            if local_name(text(1)?) {
+                gids.clear();
+            }
             let user = UserEntry {
                 name: text(1)?,
                 uid: r.get(2)?,
@@ -230,7 +237,9 @@ mod tests {
 
         let mut enc = MapEncoder::new(77);
         let mut bytes = vec![0u8; oidc_proto::nss_map::HEADER_LEN];
-        let counts = store.fill_map(&mut enc, &[27], &mut bytes).unwrap();
+        let counts = store
+            .fill_map(&mut enc, &[27], &|_| false, &mut bytes)
+            .unwrap();
         assert_eq!((counts.users, counts.groups, counts.skipped), (3, 2, 0));
         enc.write_tail(&mut bytes).unwrap();
         let header = enc.header(1, i64::MAX).unwrap();
