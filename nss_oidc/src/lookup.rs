@@ -2,8 +2,8 @@
 //!
 //! **The map** ([`crate::mapping`]) answers first when it is current (state 0, before its
 //! `valid_until`): hits, and misses too (NOTFOUND at once: with `files oidc` every typo reaches
-//! the module), except a miss in a process that runs one of the map's sshd programs, which asks
-//! the daemon (it may answer a provisional entry for a user's first SSH login).
+//! the module), except a passwd miss in a process that runs one of the map's sshd programs,
+//! which asks the daemon (it may answer a provisional entry for a user's first SSH login).
 //!
 //! **The daemon** answers everything else: no map, a map behind the store (a change is being
 //! written), replaced, expired, untrusted or corrupt. If the daemon cannot be asked (down,
@@ -260,10 +260,20 @@ enum Hit {
     Corrupt,
 }
 
+/// What a miss in a current map means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Misses {
+    /// No such entry (groups, initgroups: no provisional entry has any).
+    Final,
+    /// No such entry, except in sshd, which asks the daemon (a provisional passwd entry).
+    AskInSshd,
+}
+
 /// The rule of the module docs: map first if current, else the daemon, the map standing in
 /// when the daemon cannot be asked.
 fn lookup<T>(
     env: &impl Env,
+    misses: Misses,
     mut from_map: impl FnMut(&MapView<'_>) -> Hit,
     mut ask: impl FnMut(&dyn Daemon) -> Answer<T>,
     mut emit: impl FnMut(T) -> Status,
@@ -276,7 +286,9 @@ fn lookup<T>(
             if m.fresh == Freshness::Current {
                 match from_map(&m.view) {
                     Hit::Found(s) => return s,
-                    Hit::Miss if !(m.in_sshd)() => return Status::NotFound,
+                    Hit::Miss if misses == Misses::Final || !(m.in_sshd)() => {
+                        return Status::NotFound;
+                    }
                     Hit::Miss | Hit::Corrupt => {}
                 }
             }
@@ -315,6 +327,7 @@ pub fn user_by_name(env: &impl Env, name: &[u8], out: &mut impl PasswdOut) -> St
     let out = std::cell::RefCell::new(out);
     lookup(
         env,
+        Misses::AskInSshd,
         |v| {
             hit(v.user_by_name(name.as_bytes()), |u| {
                 Hit::Found(out.borrow_mut().copy_map(&u))
@@ -330,6 +343,7 @@ pub fn user_by_uid(env: &impl Env, uid: u32, out: &mut impl PasswdOut) -> Status
     let out = std::cell::RefCell::new(out);
     lookup(
         env,
+        Misses::AskInSshd,
         |v| {
             hit(v.user_by_uid(uid), |u| {
                 Hit::Found(out.borrow_mut().copy_map(&u))
@@ -348,6 +362,7 @@ pub fn group_by_name(env: &impl Env, name: &[u8], out: &mut impl GroupOut) -> St
     let out = std::cell::RefCell::new(out);
     lookup(
         env,
+        Misses::Final,
         |v| {
             hit(v.group_by_name(name.as_bytes()), |g| {
                 group_hit(out.borrow_mut().copy_map(&g))
@@ -363,6 +378,7 @@ pub fn group_by_gid(env: &impl Env, gid: u32, out: &mut impl GroupOut) -> Status
     let out = std::cell::RefCell::new(out);
     lookup(
         env,
+        Misses::Final,
         |v| {
             hit(v.group_by_gid(gid), |g| {
                 group_hit(out.borrow_mut().copy_map(&g))
@@ -385,6 +401,7 @@ pub fn groups_of_user(env: &impl Env, name: &[u8], out: &mut impl GidsOut) -> St
     let out = std::cell::RefCell::new(out);
     lookup(
         env,
+        Misses::Final,
         |v| {
             hit(v.user_by_name(name.as_bytes()), |u| {
                 Hit::Found(out.borrow_mut().add(Gids::Le(u.gid_bytes())))

@@ -32,11 +32,6 @@ use crate::auth::{self, Conversation, Daemon};
 use crate::prompt;
 use crate::syslog::{Level, Log};
 
-/// Budget for the one `AccountCheck` (connecting has [`auth::CONNECT_DEADLINE`]): the daemon
-/// answers it from its cache, so a frozen daemon costs every login, local ones included, this
-/// much and no more (issue 15 #9).
-pub const ACCOUNT_DEADLINE: Duration = auth::QUICK_DEADLINE;
-
 /// Why the account check did not say "allowed". Each variant says its code ([`Self::code`]).
 #[derive(Debug)]
 pub enum AccountError {
@@ -185,7 +180,7 @@ fn ask<D: Daemon>(
         service: service.to_owned(),
     };
     match daemon
-        .call(&request, ACCOUNT_DEADLINE)
+        .call(&request, crate::local::quick_deadline(user))
         .map_err(AccountError::Daemon)?
     {
         Response::Account { account } => Ok(account),

@@ -1,9 +1,9 @@
 //! `auth`: the device-flow login, as one loop over the daemon's answers.
 //!
 //! On one connection (the daemon cancels the login when it closes):
-//! 0. `LoginPrecheck` within [`QUICK_DEADLINE`] (connecting within the same): is the user the
-//!    daemon's at all? Answered from memory, so a frozen or overloaded daemon costs a local
-//!    user's login a quarter of a second, not the `LoginStart` deadline (issue 15 #9); a
+//! 0. `LoginPrecheck` within [`crate::local::quick_deadline`]: is the user the daemon's at all?
+//!    Answered from memory, so a frozen or overloaded daemon costs a local account's login a
+//!    quarter of a second, not the `LoginStart` deadline (issue 15 #9); a
 //!    daemon older than this request answers `bad_request`, and the login goes on;
 //! 1. `LoginStart` → `LoginStarted` with the URL, code, host and QR;
 //! 2. one prompt holding all of it ([`crate::prompt`]); the answer is discarded;
@@ -38,13 +38,12 @@ use crate::args::Options;
 use crate::prompt;
 use crate::syslog::{Level, Log};
 
-/// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full),
-/// and for `LoginPrecheck` and `AccountCheck`, which the daemon answers from memory and its
-/// cache: the NSS module's deadline. Whether a user is the daemon's is known within it, before
-/// any step that may wait on the provider.
-pub const QUICK_DEADLINE: Duration = Duration::from_millis(250);
-/// Budget for connecting to the daemon.
-pub const CONNECT_DEADLINE: Duration = QUICK_DEADLINE;
+/// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full).
+/// `LoginPrecheck` and `AccountCheck`, which the daemon answers from memory and its cache, get
+/// [`crate::local::quick_deadline`]: the NSS module's deadline for a local account, so a frozen
+/// or overloaded daemon delays local logins by at most that, before any step that may wait on
+/// the provider.
+pub const CONNECT_DEADLINE: Duration = Duration::from_millis(250);
 /// Budget for `LoginStart`: the daemon checks the other NSS sources (at most 2 s) and asks the
 /// identity provider for a code (at most 10 s, `auth::login::START_BUDGET`) meanwhile, and
 /// answers `ProviderUnavailable` with its reason before this one passes.
@@ -286,7 +285,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             rhost: who.rhost.clone(),
         };
         let answer = daemon
-            .call(&precheck, QUICK_DEADLINE)
+            .call(&precheck, crate::local::quick_deadline(&who.user))
             .map_err(AuthError::Daemon)?;
         match Step::from(answer) {
             // A daemon from before LoginPrecheck: LoginStart checks the same.

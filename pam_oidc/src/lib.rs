@@ -7,6 +7,7 @@ pub mod auth;
 #[cfg(test)]
 mod exports;
 mod hooks;
+pub mod local;
 pub mod offline;
 pub mod prompt;
 pub mod syslog;

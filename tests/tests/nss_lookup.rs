@@ -294,8 +294,9 @@ fn reimport_renames_and_regroups_with_the_same_uid() {
 }
 
 /// issue 15 #8: a local account created later with an oidcd user's name (`useradd alice`)
-/// does not get that user's groups through `initgroups` (glibc asks every module): its
-/// supplementary groups are the local ones only, so no `sudo` from the provider's admin group.
+/// does not get that user's groups through `initgroups` (glibc asks every module), within the
+/// 5 s in which the daemon notices the account files changed: its supplementary groups are the
+/// local ones only, so no `sudo` from the provider's admin group.
 #[test]
 fn a_local_account_never_gets_a_same_named_oidc_users_groups() {
     let ns = Namespace::builder()
@@ -312,6 +313,16 @@ fn a_local_account_never_gets_a_same_named_oidc_users_groups() {
     let mut text = std::fs::read_to_string(&passwd).unwrap();
     text.push_str("alice:x:4301:4301::/tmp:/bin/sh\n");
     std::fs::write(&passwd, text).unwrap();
+    // The daemon looks at the account files every 5 s and rewrites the NSS map.
+    assert!(
+        oidcd_tests::util::wait_until(std::time::Duration::from_secs(10), || {
+            !ns.getent("initgroups", &["alice"])
+                .stdout
+                .contains(&admin_gid)
+        }),
+        "{}",
+        d.logs()
+    );
     let r = ns.getent("initgroups", &["alice"]);
     assert!(!r.stdout.contains(&admin_gid), "{r}\n{}", d.logs());
     let sudo = gid(&ns, "sudo").to_string();

@@ -166,7 +166,13 @@ impl Store {
             // A local account of the same name (added to /etc/passwd after this user) is
             // what glibc's initgroups asks about: it gets none of this user's groups, as the
             // daemon answers (`handler::groups_of_user`).
-            if local_name(text(1)?) {
+            if local_name(text(1)?) && !gids.is_empty() {
+                log::warn!(
+                    "NSS map: groups of {} not given: {} is a local account now, which shadows \
+                     the oidcd user of that name",
+                    text(1)?,
+                    text(1)?
+                );
                 gids.clear();
             }
             let user = UserEntry {

@@ -442,6 +442,25 @@ fn sshd_misses_ask_the_daemon() {
     assert_eq!(user_by_name(&w, b"newbie", &mut out), Status::Unavail);
 }
 
+/// In sshd a group or initgroups miss is final, as anywhere: provisional entries have no groups,
+/// so a frozen daemon costs sshd nothing there (issue 15 #9).
+#[test]
+fn sshd_group_misses_do_not_ask_the_daemon() {
+    let mut w = world(
+        Some(Freshness::Current),
+        Fake::failing(ClientError::Timeout),
+    );
+    w.sshd = true;
+    let mut out = Out::default();
+    assert_eq!(groups_of_user(&w, b"localbob", &mut out), Status::NotFound);
+    assert_eq!(
+        group_by_name(&w, b"nosuchgroup", &mut out),
+        Status::NotFound
+    );
+    assert_eq!(group_by_gid(&w, 4242, &mut out), Status::NotFound);
+    assert!(w.daemon.asked().is_empty());
+}
+
 /// A map behind the store is not used while the daemon answers (hits and misses alike).
 #[test]
 fn behind_map_asks_the_daemon() {
