@@ -77,6 +77,13 @@ pub fn rule(req: &Request) -> Rule {
         // Empty unless `cache.enumerate`, which is the administrator's decision to publish.
         Request::ListUsers => ("list_users", Anyone, Quick),
         Request::ListGroups => ("list_groups", Anyone, Quick),
+        // sshd runs its AuthorizedKeysCommand as `AuthorizedKeysCommandUser` (nobody), so the
+        // keys sshd needs are public. What a non-root peer learns: the public keys (public by
+        // design: sshd hands them to every client that offers one, providers publish them), and
+        // whether any are served now, which follows revocation and expiry; a revoked user also
+        // loses their provider groups, which `id NAME` shows anyone. Which keys are stored but
+        // withheld, and why, is root's (`oidcctl user keys`).
+        Request::GetSshKeys { .. } => ("get_ssh_keys", Anyone, Quick),
         // Answered from memory within the PAM module's 250 ms: is this user ours at all?
         Request::LoginPrecheck { .. } => ("login_precheck", Root, Quick),
         Request::LoginStart { .. } => ("login_start", Root, Slow),

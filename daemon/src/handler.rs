@@ -59,6 +59,7 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             })
         }),
         Request::AccountCheck { user, service } => auth::account::check(state, &user, &service),
+        Request::GetSshKeys { name } => auth::ssh_keys::keys(state, peer, &name),
         Request::LoginPrecheck {
             user,
             service,

@@ -22,11 +22,13 @@
 //! - [`small_file`]: reads the administrator's files (config, secret, CA) with a size cap,
 //!   refusing FIFOs and devices.
 //! - [`ctl`]: `oidcctl`, the administrator's command.
+//! - [`authorized_keys`]: `oidc-authorized-keys`, sshd's `AuthorizedKeysCommand`.
 #![deny(unsafe_code)]
 
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod authorized_keys;
 pub mod clock;
 pub mod config;
 pub mod ctl;

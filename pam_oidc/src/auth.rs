@@ -523,6 +523,7 @@ impl From<Response> for Step {
             | Response::GroupIds { .. }
             | Response::NotFound
             | Response::Account { .. }
+            | Response::SshKeys(_)
             | Response::Status(_)
             | Response::UserList { .. }
             | Response::UserDetails(_)
@@ -556,6 +557,7 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::LoginFailed { .. } => "login_failed",
         Response::OfflineAvailable { .. } => "offline_available",
         Response::Account { .. } => "account",
+        Response::SshKeys(_) => "ssh_keys",
         Response::Status(_) => "status",
         Response::UserList { .. } => "user_list",
         Response::UserDetails(_) => "user_details",

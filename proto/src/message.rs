@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::secret::Secret;
 use crate::types::{
     AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LinkRecord, LoginFailure,
-    LoginPrompt, MigrationReport, StatusInfo, SubjectMove, UnixGroup, UnixUser, UserRecord,
+    LoginPrompt, MigrationReport, SshKeyList, StatusInfo, SubjectMove, UnixGroup, UnixUser,
+    UserRecord,
 };
 
 /// The protocol version this build speaks.
@@ -72,6 +73,12 @@ pub enum Request {
     ListUsers,
     /// `getgrent` enumeration (empty unless enabled in the config).
     ListGroups,
+    /// sshd's `AuthorizedKeysCommand` (`oidc-authorized-keys %u`, run as `nobody`) and
+    /// `oidcctl user keys`: the SSH public keys of a user from the provider.
+    GetSshKeys {
+        /// The user's name.
+        name: String,
+    },
 
     /// PAM `auth`, before anything slow: would the daemon start a login for `user`? Answered
     /// from memory and the identity cache alone, so the module can ask it with a short
@@ -279,6 +286,7 @@ impl Request {
                 user: name(),
                 service: "sshd".into(),
             },
+            Self::GetSshKeys { name: name() },
             Self::Status,
             Self::AdminUserList,
             Self::AdminUserShow { name: name() },
@@ -406,6 +414,9 @@ pub enum Response {
         /// The verdict.
         account: AccountStatus,
     },
+
+    /// Answer to [`Request::GetSshKeys`].
+    SshKeys(SshKeyList),
 
     /// Answer to [`Request::Status`].
     Status(StatusInfo),

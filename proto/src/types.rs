@@ -305,6 +305,27 @@ pub struct GroupRecord {
     pub updated_at: i64,
 }
 
+/// A user's SSH public keys, from the claim `claims.ssh_keys_claim` names, as the daemon
+/// serves them to sshd's `AuthorizedKeysCommand` (`oidc-authorized-keys`) and to `oidcctl user
+/// keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeyList {
+    /// The keys to accept now, one `authorized_keys` line each (type, key, comment; never
+    /// options): empty while the account phase would refuse the user (revoked, not confirmed
+    /// by the provider recently enough, refused by the access rules) or no claim is
+    /// configured.
+    pub keys: Vec<String>,
+    /// Root only: every well-formed key the stored claim holds, served or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stored: Vec<String>,
+    /// Root only: why no key is served now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
+    /// Root only: entries of the claim that are not served, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
 /// A local account linked to a provider identity (`oidcctl link`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkRecord {

@@ -20,6 +20,8 @@ const PUBLIC: &[&str] = &[
     "get_groups_of_user",
     "list_users",
     "list_groups",
+    // sshd runs AuthorizedKeysCommand as nobody: public keys only (daemon/src/access.rs).
+    "get_ssh_keys",
     "status",
     "admin_group_show",
 ];

@@ -9,8 +9,9 @@
 //! provider is older (or who never had one) is refused until the next.
 
 use oidc_proto::Response;
-use oidc_proto::types::AccountStatus;
+use oidc_proto::types::{AccountStatus, UserRecord};
 
+use crate::config::Config;
 use crate::identity::mapping;
 use crate::lifecycle;
 use crate::state::State;
@@ -18,36 +19,16 @@ use crate::state::State;
 /// `AccountCheck`.
 pub fn check(state: &State, user: &str, service: &str) -> Response {
     let cfg = state.config();
-    let found = state.with_store(|s| {
-        let record = s
-            .user_record(user)?
-            .map(|r| (r.issuer, r.claims, r.last_login_at, r.lifecycle));
-        let link = s.link_of(user)?;
-        Ok((record, link))
-    });
+    let found = state.with_store(|s| Ok((s.user_record(user)?, s.link_of(user)?)));
     let account = match found {
         Err(reason) => return Response::Unavailable { reason },
-        Ok((Some((issuer, claims, last_login, lifecycle)), _)) => {
-            // The gates of the user's own provider; the host's when it is no longer configured.
-            let cfg = cfg
-                .provider_by_issuer(&issuer)
-                .map_or_else(|| (*cfg).clone(), |p| cfg.scoped(p));
-            let refused = lifecycle::account::not_revoked(user, lifecycle.as_ref())
-                .and_then(|()| {
-                    mapping::check_access(&claims, &cfg).map_err(|r| format!("access refused: {r}"))
-                })
-                .and_then(|()| {
-                    let now = state.clock.now();
-                    lifecycle::account::fresh(user, &cfg, lifecycle.as_ref(), last_login, now)
-                });
-            match refused {
-                Ok(()) => AccountStatus::Allowed,
-                Err(message) => {
-                    log::warn!("account {user} refused: {message}");
-                    AccountStatus::Denied { message }
-                }
+        Ok((Some(stored), _)) => match refusal(state, &cfg, user, &stored) {
+            Ok(()) => AccountStatus::Allowed,
+            Err(message) => {
+                log::warn!("account {user} refused: {message}");
+                AccountStatus::Denied { message }
             }
-        }
+        },
         Ok((None, Some(link))) => {
             if cfg.provider_by_issuer(&link.issuer).is_some() {
                 AccountStatus::Linked
@@ -73,6 +54,30 @@ pub fn check(state: &State, user: &str, service: &str) -> Response {
     }
     event.emit();
     Response::Account { account }
+}
+
+/// Why the account phase refuses the stored user `user` now (`Ok` when it allows them): revoked,
+/// refused by the access gates of their provider's current rules, or not confirmed by the
+/// provider recently enough. The SSH keys served for a user follow the same verdict.
+pub(crate) fn refusal(
+    state: &State,
+    cfg: &Config,
+    user: &str,
+    stored: &UserRecord,
+) -> Result<(), String> {
+    // The gates of the user's own provider; the host's when it is no longer configured.
+    let cfg = cfg
+        .provider_by_issuer(&stored.issuer)
+        .map_or_else(|| cfg.clone(), |p| cfg.scoped(p));
+    let lifecycle = stored.lifecycle.as_ref();
+    lifecycle::account::not_revoked(user, lifecycle)
+        .and_then(|()| {
+            mapping::check_access(&stored.claims, &cfg).map_err(|r| format!("access refused: {r}"))
+        })
+        .and_then(|()| {
+            let now = state.clock.now();
+            lifecycle::account::fresh(user, &cfg, lifecycle, stored.last_login_at, now)
+        })
 }
 
 /// `access.max_login_age_days`: whether the last login through the provider (`None`: never,

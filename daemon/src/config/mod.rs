@@ -201,6 +201,9 @@ pub struct ClaimsConfig {
     /// A claim naming the user's domain (Google's `hd`), checked by
     /// `access.allowed_email_domains` instead of the email address's domain.
     pub domain: Option<ClaimPath>,
+    /// The claim holding the user's SSH public keys (a string, one key per line, or a list of
+    /// them), served to sshd's `AuthorizedKeysCommand`; `None`: no keys are served.
+    pub ssh_keys: Option<ClaimPath>,
 }
 
 /// `[access]`.
@@ -416,6 +419,7 @@ impl Default for Config {
                 gecos: ClaimPath("name".into()),
                 email: ClaimPath("email".into()),
                 domain: None,
+                ssh_keys: None,
             },
             access: AccessConfig {
                 allowed_groups: Vec::new(),

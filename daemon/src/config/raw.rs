@@ -105,6 +105,7 @@ pub(crate) struct RawClaims {
     pub gecos_claim: S<String>,
     pub email_claim: S<String>,
     pub domain_claim: S<String>,
+    pub ssh_keys_claim: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -219,6 +219,7 @@ uid_claim = "uidNumber"
 gecos_claim = "given_name"
 email_claim = "mail"
 domain_claim = "hd"
+ssh_keys_claim = "attributes.ssh_public_keys"
 
 [access]
 allowed_groups = ["staff"]
@@ -302,6 +303,7 @@ lockout = 60
         gecos: ClaimPath("given_name".into()),
         email: ClaimPath("mail".into()),
         domain: Some(ClaimPath("hd".into())),
+        ssh_keys: Some(ClaimPath("attributes.ssh_public_keys".into())),
     };
     let access = AccessConfig {
         allowed_groups: vec!["staff".into()],

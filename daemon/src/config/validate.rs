@@ -127,6 +127,9 @@ impl Validator<'_, '_> {
         if let Some(v) = &cl.domain_claim {
             out.domain = self.claim_path(v.get_ref(), v.span(), "claims.domain_claim");
         }
+        if let Some(v) = &cl.ssh_keys_claim {
+            out.ssh_keys = self.claim_path(v.get_ref(), v.span(), "claims.ssh_keys_claim");
+        }
     }
 
     fn claim_path(&mut self, s: &str, at: Range<usize>, key: &str) -> Option<ClaimPath> {

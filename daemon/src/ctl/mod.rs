@@ -204,6 +204,16 @@ enum UserCmd {
         /// Unix name.
         name: String,
     },
+    /// The SSH public keys sshd accepts for a user now (what `oidc-authorized-keys NAME`
+    /// prints to sshd's AuthorizedKeysCommand), from the claim claims.ssh_keys_claim names, as
+    /// authorized_keys lines. Lines starting with # say how many are served and, for root, why
+    /// none are (revoked, not confirmed by the provider recently enough, refused by the
+    /// access rules, no claim configured), the keys stored but not served, and the entries of
+    /// the claim that are not keys.
+    Keys {
+        /// Unix name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +265,7 @@ fn run(args: &Args) -> u8 {
             Request::AdminUserRefresh { name: name.clone() }
         }
         Command::User(UserCmd::Revoke { name }) => Request::AdminUserRevoke { name: name.clone() },
+        Command::User(UserCmd::Keys { name }) => Request::GetSshKeys { name: name.clone() },
         Command::Group(GroupCmd::List) => Request::AdminGroupList,
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,

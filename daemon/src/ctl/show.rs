@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 
 use oidc_proto::Response;
-use oidc_proto::types::{GroupRecord, Lifecycle, MigrationReport, RefreshStatus, UserRecord};
+use oidc_proto::types::{
+    GroupRecord, Lifecycle, MigrationReport, RefreshStatus, SshKeyList, UserRecord,
+};
 use serde_json::json;
 
 /// Prints the payload of `r` as JSON.
@@ -25,6 +27,7 @@ pub fn json(out: &mut impl Write, r: &Response) -> io::Result<()> {
         Response::LinkList { links } => serde_json::to_value(links)?,
         Response::Migration(m) => serde_json::to_value(m)?,
         Response::Done { message } => json!({ "done": message }),
+        Response::SshKeys(k) => serde_json::to_value(k)?,
         other => serde_json::to_value(other)?,
     };
     writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
@@ -114,8 +117,28 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
         }
         Response::Migration(m) => migration(out, m),
         Response::Done { message } => writeln!(out, "{message}"),
+        Response::SshKeys(k) => ssh_keys(out, k),
         other => writeln!(out, "{other:?}"),
     }
+}
+
+/// SSH keys as authorized_keys lines: the served keys, everything else as `#` comments, so the
+/// output is itself a valid authorized_keys file.
+fn ssh_keys(out: &mut impl Write, k: &SshKeyList) -> io::Result<()> {
+    match &k.withheld {
+        Some(why) => writeln!(out, "# no key served: {why}")?,
+        None => writeln!(out, "# {} key(s) served", k.keys.len())?,
+    }
+    for key in &k.keys {
+        writeln!(out, "{key}")?;
+    }
+    for key in k.stored.iter().filter(|s| !k.keys.contains(s)) {
+        writeln!(out, "# stored, not served: {key}")?;
+    }
+    for s in &k.skipped {
+        writeln!(out, "# skipped: {s}")?;
+    }
+    Ok(())
 }
 
 fn refresh_status(out: &mut impl Write, r: &RefreshStatus) -> io::Result<()> {

@@ -1,6 +1,6 @@
 //! Who a user is on this host: name rules, the host's own accounts, the names other NSS
-//! sources know, ID allocation, the provisional entries handed to sshd, and the mapping from
-//! provider claims.
+//! sources know, ID allocation, the provisional entries handed to sshd, the mapping from
+//! provider claims, and the SSH public keys those claims hold.
 
 pub mod groups;
 pub mod ids;
@@ -9,3 +9,4 @@ pub mod mapping;
 pub mod names;
 pub mod other_sources;
 pub mod provisional;
+pub mod ssh_keys;
