@@ -3,7 +3,9 @@
 //! | Option | Meaning |
 //! |---|---|
 //! | `debug` | log every step to syslog (`LOG_AUTHPRIV`, level debug) |
+//! | `qr` | always put the QR code in the prompt |
 //! | `noqr` | never put the QR code in the prompt (URL and code are always shown as text) |
+//! | (neither) | the QR code everywhere but in sshd's keyboard-interactive prompts (`PAM_TTY` is `ssh`, or no tty and a remote host), which OpenSSH's client shows with every non-ASCII byte escaped |
 //! | `timeout=SECONDS` | how long `auth` waits for approval after the prompt, 10 to 3600, default 300 |
 //! | `ignore_unknown_user` | answer `PAM_IGNORE` instead of `PAM_USER_UNKNOWN` for users the daemon does not manage (`auth` and `account`) |
 //!
@@ -28,8 +30,8 @@ pub const MAX_TIMEOUT_SECS: u64 = 3600;
 pub struct Options {
     /// `debug`: log each step.
     pub debug: bool,
-    /// `noqr`: leave the QR code out of the prompt.
-    pub no_qr: bool,
+    /// `qr`, `noqr`, or neither: whether the prompt shows the QR code.
+    pub qr: Qr,
     /// `timeout=`: the longest wait for approval after the prompt was shown.
     pub timeout: Duration,
     /// `ignore_unknown_user`: `PAM_IGNORE` instead of `PAM_USER_UNKNOWN`.
@@ -40,7 +42,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             debug: false,
-            no_qr: false,
+            qr: Qr::Auto,
             timeout: DEFAULT_TIMEOUT,
             ignore_unknown_user: false,
         }
@@ -60,7 +62,8 @@ impl Options {
             };
             match arg.split_once('=') {
                 None if arg == "debug" => options.debug = true,
-                None if arg == "noqr" => options.no_qr = true,
+                None if arg == "noqr" => options.qr = Qr::Never,
+                None if arg == "qr" => options.qr = Qr::Always,
                 None if arg == "ignore_unknown_user" => options.ignore_unknown_user = true,
                 Some(("timeout", value)) => match parse_timeout(value) {
                     Ok(timeout) => options.timeout = timeout,
@@ -73,6 +76,36 @@ impl Options {
             }
         }
         (options, problems)
+    }
+}
+
+/// Whether the prompt shows the QR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qr {
+    /// `qr`: always.
+    Always,
+    /// `noqr`: never.
+    Never,
+    /// Neither: on terminals (console, su, sudo, pamtester), not over sshd's
+    /// keyboard-interactive method.
+    Auto,
+}
+
+impl Qr {
+    /// Whether to show the QR code to a user on `tty` (PAM_TTY) from `rhost` (PAM_RHOST).
+    /// sshd sets PAM_TTY to `ssh` for its authentication; OpenSSH's client (and most others)
+    /// escapes non-ASCII prompt text there, turning the code into screens of `\342\226\210`.
+    /// A console, su and sudo (also inside an SSH session) write to a real terminal, which
+    /// draws it.
+    pub fn show(self, tty: Option<&str>, rhost: Option<&str>) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => match tty {
+                Some(t) => t != "ssh",
+                None => rhost.is_none(),
+            },
+        }
     }
 }
 
@@ -118,7 +151,7 @@ mod tests {
         let (o, problems) = parse(&[]);
         assert_eq!(o, Options::default());
         assert_eq!(o.timeout, Duration::from_secs(300));
-        assert!(!o.debug && !o.no_qr && !o.ignore_unknown_user);
+        assert!(!o.debug && o.qr == Qr::Auto && !o.ignore_unknown_user);
         assert!(problems.is_empty());
     }
 
@@ -130,7 +163,7 @@ mod tests {
             o,
             Options {
                 debug: true,
-                no_qr: true,
+                qr: Qr::Never,
                 timeout: Duration::from_secs(120),
                 ignore_unknown_user: true,
             }
@@ -145,12 +178,28 @@ mod tests {
         assert_eq!(
             o,
             Options {
-                no_qr: true,
+                qr: Qr::Never,
                 ..Options::default()
             }
         );
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("use_first_pass"), "{problems:?}");
+    }
+
+    /// `qr` forces the QR code, `noqr` leaves it out, the last one written wins; by default it
+    /// is left out only for sshd (PAM_TTY "ssh", or no tty and a remote host).
+    #[test]
+    fn qr_choice() {
+        assert_eq!(parse(&["qr"]).0.qr, Qr::Always);
+        assert_eq!(parse(&["qr", "noqr"]).0.qr, Qr::Never);
+        let auto = Qr::Auto;
+        assert!(!auto.show(Some("ssh"), Some("192.0.2.7")));
+        assert!(!auto.show(None, Some("192.0.2.7")));
+        assert!(auto.show(Some("/dev/pts/3"), Some("192.0.2.7")));
+        assert!(auto.show(Some("/dev/tty1"), None));
+        assert!(auto.show(None, None));
+        assert!(Qr::Always.show(Some("ssh"), None));
+        assert!(!Qr::Never.show(Some("/dev/tty1"), None));
     }
 
     /// A timeout out of range is clamped into 10..=3600 and reported; one that is not a number

@@ -311,7 +311,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             "login {} started for {}, code valid for {} s",
             login.login_id, who.user, login.expires_in
         ));
-        let result = self.prompt_and_wait(&mut daemon, &who.user, &login);
+        let result = self.prompt_and_wait(&mut daemon, who, &login);
         if let Err(e) = &result {
             if !matches!(e, AuthError::Failed { .. }) {
                 self.cancel(&mut daemon, &login.login_id);
@@ -354,13 +354,17 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
     fn prompt_and_wait<D: Daemon>(
         &mut self,
         daemon: &mut D,
-        user: &str,
+        who: &Who,
         login: &LoginPrompt,
     ) -> Result<(), AuthError> {
         if !prompt::is_usable(login) {
             return Err(AuthError::UnusablePrompt);
         }
-        let text = prompt::login_prompt(login, !self.options.no_qr);
+        let show_qr = self
+            .options
+            .qr
+            .show(who.tty.as_deref(), who.rhost.as_deref());
+        let text = prompt::login_prompt(login, show_qr, &who.service);
         self.conv.prompt(&text).map_err(AuthError::Conversation)?;
         // The wait starts when the user answers; the code's lifetime bounds it too. At least
         // one LoginWait is sent however late the answer, because the user may have approved
@@ -371,7 +375,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             .timeout
             .min(Duration::from_secs(login.expires_in));
         let deadline = shown.checked_add(budget).unwrap_or(shown);
-        self.wait(daemon, user, &login.login_id, deadline)
+        self.wait(daemon, &who.user, &login.login_id, deadline)
     }
 
     /// The loop: one `LoginWait` per turn, until an answer other than "pending" or the deadline.

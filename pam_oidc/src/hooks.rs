@@ -23,6 +23,7 @@ use pam::module::{PamHandle, PamResult};
 use crate::account::{self, PasswordPhase};
 use crate::args::Options;
 use crate::auth::{AuthError, ConvError, Conversation, Login, SystemClock, Who};
+use crate::session;
 use crate::syslog::{Level, Log, Syslog};
 
 /// `pam_sm_authenticate`: the device-flow login.
@@ -115,9 +116,32 @@ pub(crate) fn change_password(
     code
 }
 
-/// `pam_sm_setcred`, `pam_sm_open_session`, `pam_sm_close_session`: nothing to do. Success is
-/// harmless here: for setcred libpam follows the path `auth` took through the stack, and
-/// the session needs nothing from this module.
+/// `pam_sm_open_session`: success for a user the daemon serves, `PAM_IGNORE` for everyone
+/// else and whenever the daemon cannot tell (see [`crate::session`]).
+pub(crate) fn open_session(pamh: &mut PamHandle, args: &[&CStr]) -> PamResultCode {
+    let call = Call::begin(pamh, args, "session");
+    let user = call.user(pamh);
+    let served = session::is_served(&user, connect);
+    let code = session::code(&served);
+    match &served {
+        Ok(ours) => call.log(
+            Level::Debug,
+            &format!(
+                "{user:?} is {}a user oidcd serves ({code:?})",
+                if *ours { "" } else { "not " }
+            ),
+        ),
+        Err(e) => call.log(
+            Level::Info,
+            &format!("cannot tell whether oidcd serves {user:?}: {e} ({code:?})"),
+        ),
+    }
+    code
+}
+
+/// `pam_sm_setcred`, `pam_sm_close_session`: nothing to do. Success is harmless here: for
+/// setcred libpam follows the path `auth` took through the stack, and closing a session needs
+/// nothing from this module.
 pub(crate) fn nothing_to_do(pamh: &PamHandle, args: &[&CStr], phase: &str) -> PamResultCode {
     let call = Call::begin(pamh, args, phase);
     call.log(Level::Debug, "nothing to do");

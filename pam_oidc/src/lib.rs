@@ -10,6 +10,7 @@ mod hooks;
 pub mod local;
 pub mod offline;
 pub mod prompt;
+pub mod session;
 pub mod syslog;
 #[cfg(test)]
 mod testing;
@@ -40,7 +41,7 @@ impl PamHooks for PamOidc {
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {
-        hooks::nothing_to_do(pamh, &args, "session")
+        hooks::open_session(pamh, &args)
     }
 
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _: PamFlag) -> PamResultCode {

@@ -1,12 +1,16 @@
 //! The text of the one prompt a device-flow login shows.
 //!
 //! ```text
-//! <QR code, when there is one and `noqr` is not set>
+//! <QR code, when there is one and it is shown (`args::Qr`)>
 //! Visit https://idp.example.com/device?user_code=WDJB-MJHT
 //! and enter the code: WDJB-MJHT
 //! to log in to web01.example.com.
 //! Press Enter after you have approved the login.
 //! ```
+//!
+//! For sudo and su the third line says what is approved: `to approve sudo on
+//! web01.example.com.`, so that a user asked for a code while already logged in knows it is
+//! not a login somewhere else.
 //!
 //! - Everything is in one prompt: sshd holds `PAM_TEXT_INFO` back until the next prompt
 //!   (OpenSSH bug 2876), so text sent on its own would never reach an SSH user before the wait.
@@ -28,8 +32,9 @@ pub const PRESS_ENTER: &str = "Press Enter after you have approved the login.";
 /// and the text lines still say everything.
 pub const MAX_QR_BYTES: usize = 16 * 1024;
 
-/// The prompt for `prompt`, with the QR code unless `show_qr` is false.
-pub fn login_prompt(prompt: &LoginPrompt, show_qr: bool) -> String {
+/// The prompt for `prompt` in PAM service `service`, with the QR code unless `show_qr` is
+/// false.
+pub fn login_prompt(prompt: &LoginPrompt, show_qr: bool, service: &str) -> String {
     let mut text = String::new();
     if let Some(qr) = prompt.qr.as_deref().filter(|_| show_qr).and_then(clean_qr) {
         text.push_str(&qr);
@@ -42,12 +47,22 @@ pub fn login_prompt(prompt: &LoginPrompt, show_qr: bool) -> String {
     text.push('\n');
     let host = clean(&prompt.host);
     if !host.is_empty() {
-        text.push_str("to log in to ");
+        text.push_str(&purpose(service));
         text.push_str(&host);
         text.push_str(".\n");
     }
     text.push_str(PRESS_ENTER);
     text
+}
+
+/// What the approval is for, before the host name: logging in, or running sudo or su (which
+/// ask people who are already logged in).
+fn purpose(service: &str) -> String {
+    match service {
+        "sudo" | "sudo-i" => "to approve sudo on ".into(),
+        "su" | "su-l" => "to approve su on ".into(),
+        _ => "to log in to ".into(),
+    }
 }
 
 /// The URL shown as text: the one with the code filled in when the provider sent one (it saves
@@ -111,7 +126,7 @@ mod tests {
     #[test]
     fn exact_shape_with_qr() {
         assert_eq!(
-            login_prompt(&prompt(), true),
+            login_prompt(&prompt(), true, "sshd"),
             "█▀▀█\n\
              █▄▄█\n\
              Visit https://idp.example.com/device?user_code=WDJB-MJHT\n\
@@ -121,18 +136,33 @@ mod tests {
         );
     }
 
+    /// sudo and su say what is approved, on which host; other services say "log in".
+    #[test]
+    fn sudo_and_su_name_themselves() {
+        for (service, line) in [
+            ("sudo", "to approve sudo on web01.example.com."),
+            ("sudo-i", "to approve sudo on web01.example.com."),
+            ("su", "to approve su on web01.example.com."),
+            ("login", "to log in to web01.example.com."),
+            ("", "to log in to web01.example.com."),
+        ] {
+            let text = login_prompt(&prompt(), false, service);
+            assert_eq!(text.lines().nth(2), Some(line), "{service}");
+        }
+    }
+
     /// `noqr` (show_qr false) leaves the QR out and nothing else changes.
     #[test]
     fn noqr_removes_only_the_qr() {
         assert_eq!(
-            login_prompt(&prompt(), false),
+            login_prompt(&prompt(), false, "sshd"),
             "Visit https://idp.example.com/device?user_code=WDJB-MJHT\n\
              and enter the code: WDJB-MJHT\n\
              to log in to web01.example.com.\n\
              Press Enter after you have approved the login."
         );
-        let with = login_prompt(&prompt(), true);
-        assert!(with.ends_with(&login_prompt(&prompt(), false)));
+        let with = login_prompt(&prompt(), true, "sshd");
+        assert!(with.ends_with(&login_prompt(&prompt(), false, "sshd")));
     }
 
     /// Without a complete URI (or a QR from the daemon) the plain URI is shown and the QR is
@@ -145,7 +175,7 @@ mod tests {
             ..prompt()
         };
         assert_eq!(
-            login_prompt(&p, true),
+            login_prompt(&p, true, "sshd"),
             "Visit https://idp.example.com/device\n\
              and enter the code: WDJB-MJHT\n\
              to log in to web01.example.com.\n\
@@ -163,7 +193,7 @@ mod tests {
             ..prompt()
         };
         assert_eq!(
-            login_prompt(&p, true),
+            login_prompt(&p, true, "sshd"),
             "Visit https://idp.example.com/device\n\
              and enter the code: WDJB-MJHT\n\
              Press Enter after you have approved the login."
@@ -181,7 +211,7 @@ mod tests {
             qr: Some("██\u{1b}]0;x\u{7}\r\n██".into()),
             ..prompt()
         };
-        let text = login_prompt(&p, true);
+        let text = login_prompt(&p, true, "sshd");
         assert!(
             !text.chars().any(|c| c != '\n' && !is_displayable(c)),
             "{text:?}"
@@ -207,7 +237,7 @@ mod tests {
             qr: Some("\u{61c}██".into()),
             ..prompt()
         };
-        let text = login_prompt(&p, true);
+        let text = login_prompt(&p, true, "sshd");
         assert!(!text.contains('\u{61c}'), "{text:?}");
         assert!(text.contains("and enter the code: vpl\n"), "{text:?}");
     }
@@ -215,7 +245,7 @@ mod tests {
     /// Every line but the QR fits an 80-column terminal for a typical provider.
     #[test]
     fn text_lines_are_short() {
-        for line in login_prompt(&prompt(), false).lines() {
+        for line in login_prompt(&prompt(), false, "sshd").lines() {
             assert!(line.chars().count() <= 80, "{line}");
         }
     }
@@ -227,7 +257,10 @@ mod tests {
             qr: Some("█".repeat(MAX_QR_BYTES)),
             ..prompt()
         };
-        assert_eq!(login_prompt(&p, true), login_prompt(&p, false));
+        assert_eq!(
+            login_prompt(&p, true, "sshd"),
+            login_prompt(&p, false, "sshd")
+        );
     }
 
     /// A prompt without a usable URL or code is not usable.

@@ -9,6 +9,7 @@ use oidc_proto::frame::{self, MAX_FRAME_LEN};
 use oidc_proto::types::ErrorCode;
 
 use super::*;
+use crate::args::Qr;
 use crate::testing::{FakeClock, FakeDaemon, Memo, Said, ScriptedUser, no_daemon};
 
 const CODE: &str = "WDJB-MJHT";
@@ -122,8 +123,25 @@ fn run_with(
 }
 
 /// Runs a login for alice against `daemon`.
-fn run_against(
+fn run_against(options: &Options, user: ScriptedUser, daemon: FakeDaemon, clock: FakeClock) -> Run {
+    run_as(options, alice(), user, daemon, clock)
+}
+
+/// [`run`] for `who` with `options`.
+fn run_who(
     options: &Options,
+    who: Who,
+    script: impl IntoIterator<Item = Result<Response, ClientError>>,
+) -> Run {
+    let clock = FakeClock::new();
+    let daemon = FakeDaemon::new(script).taking(&clock, Duration::from_secs(3));
+    run_as(options, who, ScriptedUser::answering(), daemon, clock)
+}
+
+/// Runs a login for `who` against `daemon`.
+fn run_as(
+    options: &Options,
+    who: Who,
     mut user: ScriptedUser,
     daemon: FakeDaemon,
     clock: FakeClock,
@@ -135,7 +153,7 @@ fn run_against(
         clock: &clock,
         log: &log,
     }
-    .run(&alice(), daemon.connector());
+    .run(&who, daemon.connector());
     Run {
         result,
         user,
@@ -174,7 +192,7 @@ fn approve_path_succeeds() {
     assert_eq!(
         r.user.said,
         [
-            Said::Prompt(prompt::login_prompt(&login_prompt(), true)),
+            Said::Prompt(prompt::login_prompt(&login_prompt(), false, "sshd")),
             Said::Info(WAITING.into()),
         ]
     );
@@ -630,24 +648,31 @@ fn unusable_prompt_is_cancelled() {
     assert!(r.cancelled());
 }
 
-/// `noqr` keeps the QR out of the prompt; without it the QR comes first.
+/// By default the QR stays out of sshd's prompt (PAM_TTY "ssh") and comes first on a terminal;
+/// `qr` forces it and `noqr` leaves it out everywhere.
 #[test]
-fn noqr_removes_the_qr() {
-    let with = run([started(), approved("alice")]);
-    assert!(with.user.prompts()[0].starts_with("█▀▀█\n█▄▄█\nVisit "));
-    let options = Options {
-        no_qr: true,
-        ..Options::default()
+fn qr_follows_the_terminal_and_the_options() {
+    let prompt_of = |qr: Qr, who: Who| {
+        let options = Options {
+            qr,
+            ..Options::default()
+        };
+        let r = run_who(&options, who, [started(), approved("alice")]);
+        r.user.prompts()[0].to_string()
     };
-    let without = run_with(
-        &options,
-        ScriptedUser::answering(),
-        [started(), approved("alice")],
-        None,
-    );
-    let text = without.user.prompts()[0];
-    assert!(text.starts_with("Visit https://"), "{text}");
-    assert!(!text.contains('█'));
+    let console = Who {
+        service: "login".into(),
+        rhost: None,
+        tty: Some("/dev/tty1".into()),
+        ..alice()
+    };
+    let ssh = prompt_of(Qr::Auto, alice());
+    assert!(ssh.starts_with("Visit https://"), "{ssh}");
+    assert!(!ssh.contains('█'));
+    let tty = prompt_of(Qr::Auto, console.clone());
+    assert!(tty.starts_with("█▀▀█\n█▄▄█\nVisit "), "{tty}");
+    assert!(prompt_of(Qr::Always, alice()).starts_with("█▀▀█"));
+    assert!(!prompt_of(Qr::Never, console).contains('█'));
 }
 
 /// A user name that cannot be one, and root, are unknown without asking the daemon.
