@@ -23,7 +23,9 @@
 //! - [`sshd`]: a real sshd in the namespace with its own PAM service name (a minimal stack, or
 //!   the shipped `packaging/pam/sshd`), and a paramiko keyboard-interactive client
 //!   (`tests/tools/kbdint_client.py`).
-//! - [`openssh`]: the real OpenSSH client, answering prompts through `SSH_ASKPASS`.
+//! - [`openssh`]: the real OpenSSH client, answering prompts through `SSH_ASKPASS`, or logging
+//!   in with a key.
+//! - [`pty`]: a program on a pseudo-terminal (`su`, `login`, `sudo`), typed at like a person.
 //! - [`raw`]: a raw socket client for feeding the daemon malformed frames.
 //! - [`hostile`]: a hostile local user on the socket (`tests/tools/hostile_peer.py` as an
 //!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
@@ -46,6 +48,7 @@ pub mod openssh;
 pub mod pam;
 pub mod paths;
 pub mod provider;
+pub mod pty;
 pub mod raw;
 pub mod scenario;
 pub mod sshd;

@@ -6,7 +6,9 @@
 //! - `/run` is a fresh tmpfs of mode 0755 holding `/run/oidcd` and `/run/sshd` (the daemon
 //!   refuses a socket directory writable by others, and the host's `/run` stays untouched);
 //! - `/etc/nsswitch.conf` is the host's with `passwd: files oidc` and `group: files oidc`;
-//! - the multiarch lib dir is a read-only overlay whose top layer holds `libnss_oidc.so.2`;
+//! - the multiarch lib dir is a read-only overlay whose top layer holds `libnss_oidc.so.2` and
+//!   `security/pam_oidc.so`, so stacks naming the module by its bare name (the shipped ones)
+//!   load the built module;
 //! - optionally `/etc/passwd` and `/etc/group` (with extra local accounts), `/etc/shadow` (with
 //!   their passwords), `/etc/pam.d` and `/etc/sudoers.d` are bound to copies in the namespace's
 //!   temp dir, and `/var/lib/extrausers` to files of a second NSS source (`extrausers`, then
@@ -17,6 +19,7 @@
 //! namespace kills the holder; the mounts vanish with the last process inside.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -34,6 +37,8 @@ pub struct NamespaceBuilder {
     pam_dir: bool,
     sudoers_dir: bool,
     modules: Vec<(String, std::path::PathBuf)>,
+    /// Directories bound over existing ones: (target, copy of the host's contents or empty).
+    dirs: Vec<(String, bool)>,
 }
 
 impl NamespaceBuilder {
@@ -41,6 +46,20 @@ impl NamespaceBuilder {
     /// do-nothing module).
     pub fn nss_module(mut self, name: &str, so: &Path) -> Self {
         self.modules.push((name.to_string(), so.to_path_buf()));
+        self
+    }
+
+    /// Binds an empty directory (root's, mode 0755) over the existing directory `target`
+    /// (`/home` always is); [`Namespace::bound`] is its host path.
+    pub fn empty_dir(mut self, target: &str) -> Self {
+        self.dirs.push((target.to_string(), false));
+        self
+    }
+
+    /// Binds a copy of the host's directory `target` over it (`/usr/share/pam-configs`,
+    /// `/var/lib/pam`, `/etc/skel`); [`Namespace::bound`] is its host path, to change inside.
+    pub fn copied_dir(mut self, target: &str) -> Self {
+        self.dirs.push((target.to_string(), true));
         self
     }
 
@@ -109,6 +128,9 @@ impl NamespaceBuilder {
         for (name, so) in &self.modules {
             std::fs::copy(so, lib.join(format!("libnss_{name}.so.2"))).expect("copy module");
         }
+        std::fs::create_dir(lib.join("security")).unwrap();
+        std::fs::copy(paths::pam_module(), lib.join("security/pam_oidc.so"))
+            .expect("copy libpam_oidc.so");
         let extra = self.extrausers.is_some();
         let nsswitch = dir.write("nsswitch.conf", nsswitch_conf(NssMode::Oidc, extra), 0o644);
         let ma = paths::multiarch_lib_dir();
@@ -188,6 +210,25 @@ impl NamespaceBuilder {
                 ));
             }
         }
+        // Homes are made at sessions (pam_mkhomedir in the shipped stacks): never on the host.
+        let mut dirs = self.dirs.clone();
+        if !dirs.iter().any(|(t, _)| t == "/home") {
+            dirs.insert(0, ("/home".to_string(), false));
+        }
+        for (target, copy) in &dirs {
+            let bound = dir.join(bound_name(target));
+            if *copy {
+                util::run(Command::new("cp").arg("-a").arg(target).arg(&bound)).expect_ok();
+            } else {
+                std::fs::create_dir(&bound).unwrap();
+                std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            script.push(format!(
+                "mount --bind {} {}",
+                sh_quote(&bound.to_string_lossy()),
+                sh_quote(target)
+            ));
+        }
         script.push("echo READY".into());
         script.push("exec sleep infinity".into());
 
@@ -221,6 +262,11 @@ impl NamespaceBuilder {
             dir,
         }
     }
+}
+
+/// The name under the namespace's temp dir of the directory bound over `target`.
+fn bound_name(target: &str) -> String {
+    format!("bound{}", target.replace('/', "-"))
 }
 
 /// Which sources `passwd` and `group` use in the namespace's nsswitch.conf.
@@ -302,6 +348,17 @@ impl Namespace {
         self.pam_dir
             .as_deref()
             .expect("namespace built without pam_dir()")
+    }
+
+    /// The host path of the directory bound over `target` (with [`NamespaceBuilder::empty_dir`]
+    /// or [`NamespaceBuilder::copied_dir`]).
+    pub fn bound(&self, target: &str) -> PathBuf {
+        let p = self.dir.join(bound_name(target));
+        assert!(
+            p.is_dir(),
+            "namespace built without a directory over {target}"
+        );
+        p
     }
 
     /// The copy of `/etc/sudoers.d` bound inside (only with [`NamespaceBuilder::sudoers_dir`]).

@@ -28,6 +28,36 @@ pub struct OpenSsh {
 impl OpenSsh {
     /// Starts `ssh -p PORT USER@127.0.0.1 CMD` against `sshd` with keyboard-interactive only.
     pub fn spawn(sshd: &Sshd, user: &str, cmd: &str) -> Self {
+        Self::spawn_with(
+            sshd,
+            user,
+            cmd,
+            &[
+                "PreferredAuthentications=keyboard-interactive",
+                "PubkeyAuthentication=no",
+            ],
+        )
+    }
+
+    /// Starts `ssh -i KEY` with public-key authentication only and `BatchMode=yes`: any
+    /// prompt (a device code included) makes it fail instead of asking.
+    pub fn spawn_with_key(sshd: &Sshd, user: &str, key: &std::path::Path, cmd: &str) -> Self {
+        let identity = format!("IdentityFile={}", key.display());
+        Self::spawn_with(
+            sshd,
+            user,
+            cmd,
+            &[
+                "PreferredAuthentications=publickey",
+                "PubkeyAuthentication=yes",
+                "IdentitiesOnly=yes",
+                &identity,
+                "BatchMode=yes",
+            ],
+        )
+    }
+
+    fn spawn_with(sshd: &Sshd, user: &str, cmd: &str, auth: &[&str]) -> Self {
         let dir = TempDir::with_mode("openssh", 0o700);
         let askpass = dir.write(
             "askpass",
@@ -59,14 +89,11 @@ impl OpenSsh {
                 "-o",
                 "LogLevel=ERROR",
                 "-o",
-                "PreferredAuthentications=keyboard-interactive",
-                "-o",
-                "PubkeyAuthentication=no",
-                "-o",
                 "ConnectTimeout=10",
                 "-o",
                 "NumberOfPasswordPrompts=1",
             ])
+            .args(auth.iter().flat_map(|o| ["-o", o]))
             .arg(format!("{user}@127.0.0.1"))
             .arg(cmd)
             .env("SSH_ASKPASS", &askpass)

@@ -52,7 +52,8 @@ pub struct Prompt {
     pub url: String,
     /// The code after "enter the code: ".
     pub code: String,
-    /// The host after "to log in to " (without the final '.'), if shown.
+    /// The host after "to log in to " or "to approve sudo on " (without the final '.'), if
+    /// shown.
     pub host: Option<String>,
     /// When the prompt was complete.
     pub seen: Instant,
@@ -74,7 +75,9 @@ impl Prompt {
             text: text.to_string(),
             url: after("Visit ")?,
             code: after("enter the code: ")?,
-            host: after("to log in to ").map(|h| h.trim_end_matches('.').to_string()),
+            host: after("to log in to ")
+                .or_else(|| Some(after("to approve ")?.split_once(" on ")?.1.to_string()))
+                .map(|h| h.trim_end_matches('.').to_string()),
             seen,
         })
     }

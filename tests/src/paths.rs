@@ -85,6 +85,11 @@ pub fn oidcd() -> PathBuf {
     artefact("oidcd", "oidcd.d")
 }
 
+/// `oidc-authorized-keys`, sshd's AuthorizedKeysCommand.
+pub fn authorized_keys_command() -> PathBuf {
+    artefact("oidc-authorized-keys", "oidc-authorized-keys.d")
+}
+
 /// The NSS load client (`tests/src/bin/nss_load.rs`).
 pub fn nss_load() -> PathBuf {
     artefact("nss_load", "nss_load.d")

@@ -1,12 +1,14 @@
 //! A real OpenSSH server inside a test namespace, and a keyboard-interactive client.
 //!
 //! sshd runs from a symlink named after its PAM service (OpenSSH-portable takes the service
-//! name from `argv[0]`), so it reads its own file in the namespace's bound `/etc/pam.d`, which
-//! names the built `pam_oidc.so` by absolute path for `auth` and `account` (and
-//! `pam_permit.so` for `session`). Inside the namespace it resolves users through the built
-//! NSS module like everything else, and `/proc/PID/exe` still shows `/usr/sbin/sshd`, which is
-//! how oidcd recognises it for provisional entries. Keyboard-interactive only, on a free
-//! loopback port, `LoginGraceTime` above the longest device-flow wait of a test.
+//! name from `argv[0]`), so it reads its own file in the namespace's bound `/etc/pam.d`: a
+//! minimal stack naming the built `pam_oidc.so` by absolute path for `auth` and `account` (and
+//! `pam_permit.so` for `session`), or the shipped `packaging/pam/sshd` as it is. Inside the
+//! namespace it resolves users through the built NSS module like everything else, and
+//! `/proc/PID/exe` still shows `/usr/sbin/sshd`, which is how oidcd recognises it for
+//! provisional entries. Keyboard-interactive only, or also public keys from the built
+//! `oidc-authorized-keys` run as `nobody`; on a free loopback port, `LoginGraceTime` above the
+//! longest device-flow wait of a test.
 //!
 //! The client, `tests/tools/kbdint_client.py` (paramiko), prints one JSON object per line
 //! (`info_request`, `auth`, `command`, `error`) and, with `--interactive`, answers a prompt
@@ -40,19 +42,20 @@ pub enum Stack {
     /// `auth` and `account` required pam_oidc, `session` pam_permit: the module alone.
     Minimal,
     /// `packaging/pam/sshd` as shipped (root skip, pam_oidc then common-auth's pam_unix, the
-    /// account line, Debian's session stack), with the built module's absolute path.
+    /// account line, the home-directory lines, Debian's session stack), as it is.
     Shipped,
 }
 
-/// The shipped `packaging/pam/sshd`, naming the built module by absolute path.
+/// The shipped `packaging/pam/sshd`, as it is: the namespace's lib dir holds the built module
+/// as `security/pam_oidc.so`, where the bare name finds it.
 pub fn shipped_stack() -> String {
-    let text = std::fs::read_to_string(paths::workspace_dir().join("packaging/pam/sshd"))
-        .expect("read packaging/pam/sshd");
-    let module = paths::pam_module();
-    let text = text.replace(" pam_oidc.so", &format!(" {}", module.display()));
-    assert!(text.contains(&module.display().to_string()), "{text}");
-    text
+    std::fs::read_to_string(paths::workspace_dir().join("packaging/pam/sshd"))
+        .expect("read packaging/pam/sshd")
 }
+
+/// Where the namespace sees the built `oidc-authorized-keys` (a root-owned path, as sshd
+/// demands of an AuthorizedKeysCommand and of every directory above it).
+pub const KEYS_COMMAND: &str = "/run/oidcd-test/oidc-authorized-keys";
 
 /// A running sshd. Dropping it kills it and every per-connection process it forked.
 #[derive(Debug)]
@@ -72,6 +75,16 @@ impl Sshd {
 
     /// [`Sshd::start`] with the PAM stack `stack`.
     pub fn start_with(ns: &Namespace, stack: Stack) -> Self {
+        Self::start_full(ns, stack, false)
+    }
+
+    /// [`Sshd::start_with`], also accepting public keys from `oidc-authorized-keys %u` run as
+    /// `nobody` (the lines README.md gives administrators), and no `authorized_keys` file.
+    pub fn start_with_keys(ns: &Namespace, stack: Stack) -> Self {
+        Self::start_full(ns, stack, true)
+    }
+
+    fn start_full(ns: &Namespace, stack: Stack, keys: bool) -> Self {
         let module = paths::pam_module();
         let text = match stack {
             Stack::Minimal => format!(
@@ -90,6 +103,18 @@ impl Sshd {
         )
         .expect_ok();
         let port = util::free_port();
+        let methods = if keys {
+            install_keys_command(ns);
+            format!(
+                "PubkeyAuthentication yes\n\
+                 AuthorizedKeysFile none\n\
+                 AuthorizedKeysCommand {KEYS_COMMAND} %u\n\
+                 AuthorizedKeysCommandUser nobody\n\
+                 AuthenticationMethods any\n"
+            )
+        } else {
+            "PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n".into()
+        };
         let config = dir.write(
             "sshd_config",
             format!(
@@ -100,8 +125,7 @@ impl Sshd {
                  UsePAM yes\n\
                  KbdInteractiveAuthentication yes\n\
                  PasswordAuthentication no\n\
-                 PubkeyAuthentication no\n\
-                 AuthenticationMethods keyboard-interactive\n\
+                 {methods}\
                  PermitRootLogin no\n\
                  LogLevel DEBUG1\n\
                  StrictModes no\n\
@@ -166,6 +190,17 @@ impl Sshd {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Binds the built `oidc-authorized-keys` at [`KEYS_COMMAND`] inside `ns` (its `/run` is the
+/// namespace's own tmpfs).
+fn install_keys_command(ns: &Namespace) {
+    let dir = ns.host_path("/run/oidcd-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(ns.host_path(KEYS_COMMAND), "").unwrap();
+    let built = paths::authorized_keys_command();
+    ns.run("mount", &["--bind", &built.to_string_lossy(), KEYS_COMMAND])
+        .expect_ok();
 }
 
 impl Drop for Sshd {
