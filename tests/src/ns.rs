@@ -50,7 +50,7 @@ impl NamespaceBuilder {
     }
 
     /// Binds an empty directory (root's, mode 0755) over the existing directory `target`
-    /// (`/home` always is); [`Namespace::bound`] is its host path.
+    /// (`/home` and `/var/log` always are); [`Namespace::bound`] is its host path.
     pub fn empty_dir(mut self, target: &str) -> Self {
         self.dirs.push((target.to_string(), false));
         self
@@ -210,10 +210,13 @@ impl NamespaceBuilder {
                 ));
             }
         }
-        // Homes are made at sessions (pam_mkhomedir in the shipped stacks): never on the host.
+        // Homes are made at sessions (pam_mkhomedir in the shipped stacks), and sshd and login
+        // record logins and failures in /var/log (btmp, wtmp, lastlog): never on the host.
         let mut dirs = self.dirs.clone();
-        if !dirs.iter().any(|(t, _)| t == "/home") {
-            dirs.insert(0, ("/home".to_string(), false));
+        for always in ["/home", "/var/log"] {
+            if !dirs.iter().any(|(t, _)| t == always) {
+                dirs.insert(0, (always.to_string(), false));
+            }
         }
         for (target, copy) in &dirs {
             let bound = dir.join(bound_name(target));
