@@ -5,8 +5,8 @@ if [ "$1" -eq 1 ]; then
     # administrator adds oidc through a custom profile (README.packaging.md); otherwise add it
     # after files here, as the Debian package does.
     if command -v authselect >/dev/null 2>&1 && authselect current >/dev/null 2>&1; then
-        echo "oidcd: authselect manages /etc/nsswitch.conf: add oidc with a custom profile," \
-            "see /usr/share/doc/oidcd/README.packaging.md"
+        echo "oidcd: authselect manages /etc/nsswitch.conf: oidc goes in with the custom profile" \
+            "that /usr/libexec/oidcd/oidc-authselect create makes (step 3 below)"
     else
         /usr/libexec/oidcd/oidc-nsswitch add /etc/nsswitch.conf ||
             echo "oidcd: could not edit /etc/nsswitch.conf: add oidc after files by hand" >&2
@@ -25,6 +25,7 @@ if [ "$1" -eq 1 ]; then
     echo "     then: systemctl enable --now oidcd (or systemctl restart oidcd)"
     echo "  2. Check the setup: oidcctl doctor (it must report no errors)"
     echo "  3. Add pam_oidc to the PAM stacks and oidc to nsswitch.conf through authselect:"
-    echo "     /usr/share/doc/oidcd/README.packaging.md, section RPM"
+    echo "     /usr/libexec/oidcd/oidc-authselect create, then the authselect select it prints"
+    echo "     (/usr/share/doc/oidcd/README.packaging.md, section RPM)"
 fi
 exit 0
