@@ -55,7 +55,7 @@ fuzz_target!(|f: Fields| {
             || Some(u) == p.verification_uri_complete.as_deref()
     );
 
-    let text = login_prompt(&p, false);
+    let text = login_prompt(&p, false, "sshd");
     assert_clean(&text, true);
     assert!(text.ends_with(PRESS_ENTER));
     let lines: Vec<&str> = text.split('\n').collect();
@@ -68,13 +68,18 @@ fuzz_target!(|f: Fields| {
     );
     if !host.is_empty() {
         assert_eq!(lines[2], format!("to log in to {host}."));
+        let sudo = login_prompt(&p, false, "sudo");
+        assert_eq!(
+            sudo.split('\n').nth(2),
+            Some(format!("to approve sudo on {host}.").as_str())
+        );
     }
     if is_usable(&p) {
         assert!(lines[0].len() > "Visit ".len());
         assert!(lines[1].len() > "and enter the code: ".len());
     }
 
-    let with_qr = login_prompt(&p, true);
+    let with_qr = login_prompt(&p, true, "sshd");
     assert_clean(&with_qr, true);
     let qr = with_qr
         .strip_suffix(&text)
