@@ -147,6 +147,7 @@ fn shipped_defaults_uncommented_are_the_defaults() {
     let claims = ClaimsConfig {
         uid: Some(ClaimPath("uid_number".into())),
         domain: Some(ClaimPath("hd".into())),
+        ssh_keys: Some(ClaimPath("ssh_public_keys".into())),
         ..Config::default().claims
     };
     let expected = Config {
