@@ -23,14 +23,8 @@ fn plain(text: &str, what: &str) {
 }
 
 fn plain_url(u: &str) {
-    assert!(
-        u.starts_with("https://") || u.starts_with("http://"),
-        "{u:?}"
-    );
-    assert!(
-        u.len() <= 2048 && u.chars().all(|c| c.is_ascii_graphic()),
-        "{u:?}"
-    );
+    assert!(u.starts_with("https://") || u.starts_with("http://"), "{u:?}");
+    assert!(u.len() <= 2048 && u.chars().all(|c| c.is_ascii_graphic()), "{u:?}");
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -51,11 +45,7 @@ fuzz_target!(|data: &[u8]| {
         0 => match parse_authorization(&value) {
             Ok(a) => {
                 assert!(!a.user_code.is_empty() && a.user_code.len() <= 64);
-                assert!(
-                    a.user_code
-                        .chars()
-                        .all(|c| c.is_ascii_graphic() || c == ' ')
-                );
+                assert!(a.user_code.chars().all(|c| c.is_ascii_graphic() || c == ' '));
                 plain_url(&a.verification_uri);
                 if let Some(u) = &a.verification_uri_complete {
                     plain_url(u);
@@ -80,11 +70,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(()) => assert_eq!(value["sub"], "alice"),
                 Err(e) => plain(&e.to_string(), "userinfo error"),
             }
-            for source in [
-                ClaimSource::IdToken,
-                ClaimSource::Userinfo,
-                ClaimSource::Both,
-            ] {
+            for source in [ClaimSource::IdToken, ClaimSource::Userinfo, ClaimSource::Both] {
                 let merged = merge(source, &id_token, Some(&value));
                 assert_eq!(merged["sub"], "alice", "{source:?}");
                 if source != ClaimSource::Userinfo {
