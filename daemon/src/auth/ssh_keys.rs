@@ -66,3 +66,126 @@ pub fn keys(state: &State, peer: &Peer, name: &str) -> Response {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::{ClaimPath, Config, ProviderConfig};
+    use crate::identity::local::LocalAccounts;
+    use crate::store::{NewIds, Store};
+
+    const ISSUER: &str = "https://idp.example.com";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFW2wBWAeYvmB2vU+4FWE34CUzFrrWnbEVYaeOAzAITF";
+    const ROOT: Peer = Peer {
+        uid: 0,
+        gid: 0,
+        pid: 1,
+    };
+    const NOBODY: Peer = Peer {
+        uid: 65534,
+        gid: 65534,
+        pid: 1,
+    };
+
+    /// A state holding alice (in `staff`), imported with one key and an `authorized_keys`
+    /// option line in `ssh_public_keys`, under `cfg` with that claim configured.
+    fn state(mut cfg: Config) -> State {
+        cfg.claims.ssh_keys = Some(ClaimPath("ssh_public_keys".into()));
+        cfg.access.max_login_age_days = 0;
+        cfg.providers = vec![ProviderConfig {
+            claims: cfg.claims.clone(),
+            access: cfg.access.clone(),
+            mapping: cfg.mapping.clone(),
+            ..ProviderConfig::for_tests(ISSUER)
+        }];
+        let none = Path::new("/nonexistent");
+        let local = LocalAccounts::from_paths(none, none);
+        let mut store = Store::open_in_memory().unwrap();
+        let claims = json!({
+            "sub": "alice", "preferred_username": "alice", "groups": ["staff"],
+            "ssh_public_keys": [format!("{KEY} laptop"), format!("command=\"sh\" {KEY}")],
+        });
+        let ctx = NewIds {
+            issuer: ISSUER,
+            cfg: &cfg,
+            local: &local,
+            now: 1_700_000_000,
+        };
+        store.import(&ctx, &[claims]).unwrap().unwrap();
+        State::from_store(cfg, store, local, Clock::fixed(1_700_000_000))
+    }
+
+    fn list(resp: Response) -> SshKeyList {
+        match resp {
+            Response::SshKeys(k) => k,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Served keys reach everyone; what is stored, skipped or withheld reaches root alone; an
+    /// unknown name is not found.
+    #[test]
+    fn root_sees_more_than_the_keys() {
+        let s = state(Config::default());
+        let served = vec![format!("{KEY} laptop")];
+        let public = list(keys(&s, &NOBODY, "alice"));
+        assert_eq!(
+            public,
+            SshKeyList {
+                keys: served.clone(),
+                ..SshKeyList::default()
+            }
+        );
+        let root = list(keys(&s, &ROOT, "alice"));
+        assert_eq!(root.keys, served);
+        assert_eq!(root.stored, served);
+        assert_eq!(root.withheld, None);
+        assert_eq!(root.skipped.len(), 1, "{root:?}");
+        assert!(root.skipped[0].contains("starts with options"));
+        assert_eq!(keys(&s, &NOBODY, "bob"), Response::NotFound);
+    }
+
+    /// No key is served to a revoked user, one the access rules now refuse, or without a claim
+    /// configured; root is told why and still sees the stored key.
+    #[test]
+    fn withheld_when_the_account_phase_would_refuse() {
+        let s = state(Config::default());
+        let configured = (*s.config()).clone();
+        let mut refusing = configured.clone();
+        refusing.providers[0].access.allowed_groups = vec!["admins".into()];
+        s.set_config(refusing);
+        let root = list(keys(&s, &ROOT, "alice"));
+        assert!(root.keys.is_empty());
+        assert!(root.withheld.unwrap().starts_with("access refused"));
+
+        let mut unset = configured.clone();
+        unset.providers[0].claims.ssh_keys = None;
+        s.set_config(unset);
+        let root = list(keys(&s, &ROOT, "alice"));
+        assert!(root.keys.is_empty() && root.stored.is_empty());
+        assert!(
+            root.withheld
+                .unwrap()
+                .contains("claims.ssh_keys_claim is not set")
+        );
+
+        s.set_config(configured);
+        s.with_store(|st| st.revoke("alice", "test", 1_700_000_000, None))
+            .unwrap();
+        assert!(list(keys(&s, &NOBODY, "alice")).keys.is_empty());
+        let root = list(keys(&s, &ROOT, "alice"));
+        assert!(root.keys.is_empty());
+        assert_eq!(root.stored.len(), 1);
+        assert!(
+            root.withheld
+                .unwrap()
+                .starts_with("access of alice was revoked")
+        );
+    }
+}
