@@ -13,7 +13,7 @@
 //!   it only goes without the optional next line.
 //!
 //! The session runs only after `auth` and `account` succeeded, so no home is created for a
-//! refused login. One `GetUserByName` within [`auth::QUICK_DEADLINE`].
+//! refused login. One `GetUserByName` within [`crate::local::quick_deadline`].
 
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ pub fn is_served<D: Daemon>(
     let request = Request::GetUserByName {
         name: user.to_string(),
     };
-    match daemon.call(&request, auth::QUICK_DEADLINE) {
+    match daemon.call(&request, crate::local::quick_deadline(user)) {
         Ok(Response::User(u)) => Ok(u.name == user),
         Ok(Response::NotFound) => Ok(false),
         Ok(other) => Err(format!(
