@@ -113,6 +113,10 @@ pub fn rule(req: &Request) -> Rule {
         Request::AdminImportCommit { .. } => ("admin_import_commit", Root, Slow),
         Request::AdminImportMap { .. } => ("admin_import_map", Root, Slow),
         Request::AdminExport { .. } => ("admin_export", Root, Slow),
+        Request::AdminExportPage { .. } => ("admin_export_page", Root, Slow),
+        Request::AdminImportPins { .. } => ("admin_import_pins", Root, Slow),
+        // Every identity's subject and IDs.
+        Request::AdminIdCheck => ("admin_id_check", Root, Slow),
         Request::AdminLink { .. } => ("admin_link", Root, Slow),
         Request::AdminUnlink { .. } => ("admin_unlink", Root, Slow),
         Request::AdminLinkList => ("admin_link_list", Root, Slow),

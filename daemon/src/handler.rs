@@ -13,7 +13,6 @@ use crate::access::{Admitted, Scope};
 use crate::audit::{self, Event};
 use crate::auth;
 use crate::config::{Config, ProviderConfig};
-use crate::identity::other_sources;
 use crate::state::{CacheKey, State};
 use crate::store::{NewIds, Store, StoreError};
 
@@ -171,12 +170,23 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         Request::AdminImportCommit { import_id, total } => {
             crate::staged_import::commit(state, peer, &import_id, total)
         }
-        Request::AdminImportMap { map } => {
-            let names = |v: Vec<&str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
-            let users = names(map.users.iter().map(|u| u.name.as_str()).collect());
-            let groups = names(map.groups.iter().map(|g| g.name.as_str()).collect());
-            import_map(state, peer, &map, &users, &groups)
-        }
+        Request::AdminImportMap { map } => match crate::store::from_format_1(&map) {
+            Ok((users, groups)) => {
+                crate::fleet_map::import_pins(state, peer, &users, &groups, false)
+            }
+            Err(why) => Response::error(ErrorCode::Rejected, why),
+        },
+        Request::AdminExportPage {
+            provider,
+            after_uid,
+            after_gid,
+        } => crate::fleet_map::export_page(state, provider.as_deref(), after_uid, after_gid),
+        Request::AdminImportPins {
+            users,
+            groups,
+            dry_run,
+        } => crate::fleet_map::import_pins(state, peer, &users, &groups, dry_run),
+        Request::AdminIdCheck => crate::fleet_map::id_check(state),
         Request::AdminExport { provider } => {
             let cfg = state.config();
             let p = match chosen_provider(&cfg, provider.as_deref()) {
@@ -335,69 +345,6 @@ fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response
         }
         Err(resp) => *resp,
     }
-}
-
-/// [`write`], with the names other NSS sources already have among `users` and `groups`
-/// counted as taken (issue 15 #5): an import must not create them either.
-fn write_unless_elsewhere(
-    state: &State,
-    provider: Option<&ProviderConfig>,
-    users: &[String],
-    groups: &[String],
-    f: impl FnOnce(&mut Store, &NewIds<'_>) -> Result<Response, StoreError>,
-) -> Response {
-    let u: Vec<&str> = users.iter().map(String::as_str).collect();
-    let g: Vec<&str> = groups.iter().map(String::as_str).collect();
-    let known = match other_sources::lookup(&u, &g, other_sources::IMPORT_BUDGET) {
-        Ok(k) => k,
-        Err(e) => {
-            log::error!("import refused: {e}");
-            return Response::error(ErrorCode::Unavailable, e.to_string());
-        }
-    };
-    write(state, provider, |s, ctx| {
-        let view = ctx.local.with_others(known);
-        f(
-            s,
-            &NewIds {
-                local: &view,
-                ..*ctx
-            },
-        )
-    })
-}
-
-fn import_map(
-    state: &State,
-    peer: &Peer,
-    map: &oidc_proto::types::IdMap,
-    users: &[String],
-    groups: &[String],
-) -> Response {
-    let cfg = state.config();
-    let Some(p) = cfg.provider_by_issuer(&map.issuer) else {
-        return Response::error(
-            ErrorCode::Rejected,
-            format!(
-                "the map is for issuer {:?}, which is not a configured provider",
-                map.issuer
-            ),
-        );
-    };
-    write_unless_elsewhere(state, Some(p), users, groups, |s, ctx| {
-        Ok(match s.import_map(ctx, map)? {
-            Ok(n) => {
-                log::info!("ID map imported: {n} new entries");
-                admin_event("import_map", peer)
-                    .number("entries", n as u64)
-                    .emit();
-                Response::Done {
-                    message: format!("{n} new users and groups pinned"),
-                }
-            }
-            Err(errors) => rejected(errors.len(), map.users.len() + map.groups.len(), errors),
-        })
-    })
 }
 
 fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) -> Response {

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: `/etc/oidcd/oidcd.toml`, parsed with positions and checked into [`config::Config`].
 //! - [`identity`]: name rules, the host's own accounts (read from the files, never through NSS),
-//!   deterministic ID allocation, and the mapping from claims to a Unix user.
+//!   the fleet's ID rule (`identity::ids`: one identity, one ID on every host), and the mapping
+//!   from claims to a Unix user.
 //! - [`store`]: the SQLite identity cache (users, groups, memberships).
 //! - [`nss_map`]: the NSS map `libnss_oidc` reads without asking the daemon, rebuilt on its
 //!   own thread after every change and kept valid by a heartbeat.
@@ -13,6 +14,8 @@
 //! - [`server`]: the socket: accepts connections, checks peer credentials, bounds their number,
 //!   stops on request.
 //! - [`handler`]: one function per request, authorised against the peer.
+//! - [`fleet_map`]: the ID map on the socket: export pages, pins from a fleet map, the check
+//!   of this host's IDs that `oidcctl doctor` prints.
 //! - [`state`]: what the handlers share: config, store, local accounts, answer cache.
 //! - [`clock`]: the one place that reads the time.
 //! - [`audit`]: one structured event per decision (JSON lines on stderr, `docs/audit.md`).
@@ -32,6 +35,7 @@ pub mod authorized_keys;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod fleet_map;
 pub mod handler;
 pub mod identity;
 pub mod import;

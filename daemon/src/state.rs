@@ -350,20 +350,16 @@ impl State {
     /// A provisional passwd entry for `name`, made for sshd, which refuses users it cannot
     /// resolve before authentication. Only for names that pass the mapping rules and are
     /// neither local nor known, each living `provisional_ttl` unless a login makes the user
-    /// real or holds it longer ([`identity::provisional`] has the rules). Its UID comes from
-    /// the deterministic allocation (issuer and name, as no subject is known yet), skipping
-    /// IDs in use and those of other live entries, and is the UID the user keeps if the login
-    /// succeeds.
+    /// real or holds it longer ([`identity::provisional`] has the rules). Its UID is hashed
+    /// from issuer and name (no subject is known yet), skipping IDs in use and those of other
+    /// live entries: a placeholder that the login ends with only when it is the identity's own
+    /// UID, or under `login.ssh_first_uid = "provisional"` (see `auth::flow::decide`).
     pub fn provisional_user(&self, name: &str) -> Option<UnixUser> {
         let all = self.config();
         // The provider the name would log in with, and its rules.
         let provider = all.route_new_name(name).ok()?;
         let issuer = provider.issuer.clone();
         let cfg = all.scoped(provider);
-        if cfg.mapping.uid_source == crate::config::UidSource::Claim {
-            // The UID will come from a claim nobody has seen yet: no UID can be promised.
-            return None;
-        }
         let now = Instant::now();
         {
             let mut p = lock(&self.provisional);
@@ -405,13 +401,7 @@ impl State {
                         })
                         .unwrap_or(true)
             };
-            crate::identity::ids::allocate(
-                &issuer,
-                crate::identity::ids::IdKind::User,
-                &format!("name:{name}"),
-                cfg.mapping.uids,
-                taken,
-            )?
+            crate::identity::ids::provisional(&issuer, name, cfg.mapping.uids, taken)?
         };
         drop(local);
         let first = crate::identity::ids::candidate(

@@ -535,6 +535,8 @@ impl From<Response> for Step {
             | Response::GroupDetails(_)
             | Response::Imported { .. }
             | Response::Map(_)
+            | Response::MapPage(_)
+            | Response::IdCheck(_)
             | Response::LinkList { .. }
             | Response::Migration(_)
             | Response::Done { .. }) => Self::Unexpected(response_kind(&other)),
@@ -569,6 +571,8 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::GroupDetails(_) => "group_details",
         Response::Imported { .. } => "imported",
         Response::Map(_) => "map",
+        Response::MapPage(_) => "map_page",
+        Response::IdCheck(_) => "id_check",
         Response::LinkList { .. } => "link_list",
         Response::Migration(_) => "migration",
         Response::Done { .. } => "done",

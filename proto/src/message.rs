@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::secret::Secret;
 use crate::types::{
-    AccountStatus, ErrorCode, GroupRecord, IdMap, ImportedUser, LinkRecord, LoginFailure,
-    LoginPrompt, MigrationReport, SshKeyList, StatusInfo, SubjectMove, UnixGroup, UnixUser,
-    UserRecord,
+    AccountStatus, ErrorCode, GroupRecord, IdCheck, IdMap, IdMapPage, ImportedUser, LinkRecord,
+    LoginFailure, LoginPrompt, MigrationReport, PinnedGroup, PinnedUser, SshKeyList, StatusInfo,
+    SubjectMove, UnixGroup, UnixUser, UserRecord,
 };
 
 /// The protocol version this build speaks.
@@ -207,6 +207,34 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider: Option<String>,
     },
+    /// `oidcctl export` (root only): one page of this host's ID map, every provider's or one's.
+    AdminExportPage {
+        /// The provider (id or issuer); every provider when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider: Option<String>,
+        /// Users with a UID above this one.
+        #[serde(default)]
+        after_uid: u32,
+        /// Groups with a GID above this one (asked once the users are done).
+        #[serde(default)]
+        after_gid: u32,
+    },
+    /// `oidcctl import` of a fleet map, or a part of one (root only): pins every entry or, when
+    /// one is refused, none of this request's. Entries already pinned with the same ID are
+    /// left alone, so the same map can be applied again and again.
+    AdminImportPins {
+        /// Users.
+        #[serde(default)]
+        users: Vec<PinnedUser>,
+        /// Provider groups.
+        #[serde(default)]
+        groups: Vec<PinnedGroup>,
+        /// Check every entry against this host and change nothing.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// `oidcctl doctor` (root only): this host's IDs against the fleet's rule and ID map.
+    AdminIdCheck,
     /// `oidcctl link` (root only): let a local account log in as a provider identity.
     AdminLink {
         /// The local account (must exist in /etc/passwd).
@@ -316,6 +344,17 @@ impl Request {
                 },
             },
             Self::AdminExport { provider: None },
+            Self::AdminExportPage {
+                provider: None,
+                after_uid: 0,
+                after_gid: 0,
+            },
+            Self::AdminImportPins {
+                users: Vec::new(),
+                groups: Vec::new(),
+                dry_run: true,
+            },
+            Self::AdminIdCheck,
             Self::AdminLink {
                 local_name: name(),
                 sub: "nobody".into(),
@@ -441,6 +480,10 @@ pub enum Response {
     },
     /// Answer to [`Request::AdminExport`].
     Map(IdMap),
+    /// Answer to [`Request::AdminExportPage`].
+    MapPage(IdMapPage),
+    /// Answer to [`Request::AdminIdCheck`].
+    IdCheck(IdCheck),
     /// Answer to [`Request::AdminLinkList`].
     LinkList {
         /// The links.

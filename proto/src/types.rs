@@ -440,6 +440,97 @@ pub struct IdMapGroup {
     pub gid: u32,
 }
 
+/// A fleet's ID map, format 2: every provider's users and groups with their IDs, sealed by a
+/// SHA-256 checksum over its entries. `oidcctl export` writes it, `oidcctl idmap` checks, merges
+/// and seals it, and `oidcctl import` pins it on every host (docs/decisions/0001-fleet-ids.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FleetMap {
+    /// Always [`FleetMap::FORMAT`].
+    pub format: String,
+    /// Users, by issuer and subject.
+    pub users: Vec<PinnedUser>,
+    /// Provider groups, by issuer and claim value.
+    pub groups: Vec<PinnedGroup>,
+    /// `sha256:` and the hex digest of the entries' canonical form (`oidcctl idmap seal`).
+    #[serde(default)]
+    pub checksum: String,
+}
+
+impl FleetMap {
+    /// Format tag of a fleet map.
+    pub const FORMAT: &'static str = "oidcd-idmap-2";
+}
+
+/// A user's UID in a [`FleetMap`] (the user-private GID is the same number).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PinnedUser {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The provider's subject identifier.
+    pub sub: String,
+    /// The Unix name (informative: the name follows the provider).
+    pub name: String,
+    /// The UID.
+    pub uid: u32,
+}
+
+/// A provider group's GID in a [`FleetMap`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PinnedGroup {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The group's identity at the provider: the claim value.
+    pub provider_name: String,
+    /// The Unix name.
+    pub name: String,
+    /// The GID.
+    pub gid: u32,
+}
+
+/// One page of this host's ID map (`oidcctl export`), in UID then GID order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IdMapPage {
+    /// Users with a UID above the request's `after_uid`.
+    pub users: Vec<PinnedUser>,
+    /// Groups with a GID above the request's `after_gid` (once the users are done).
+    pub groups: Vec<PinnedGroup>,
+    /// Whether another page follows.
+    pub more: bool,
+}
+
+/// An identity on this host whose ID is not the one the fleet's rule or ID map gives it
+/// (`oidcctl doctor`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdFinding {
+    /// `user` or `group`.
+    pub kind: String,
+    /// The provider's issuer.
+    pub issuer: String,
+    /// Subject (user) or claim value (group).
+    pub key: String,
+    /// The Unix name.
+    pub name: String,
+    /// Its ID here.
+    pub id: u32,
+    /// The ID the fleet's rule gives it on a host where nobody holds it, when there is one.
+    pub expected: Option<u32>,
+    /// Whether `expected` comes from an imported ID map (a pin) rather than the rule.
+    pub pinned: bool,
+}
+
+/// `oidcctl doctor`'s check of this host's IDs against the fleet's rule and ID map.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IdCheck {
+    /// Users and groups checked.
+    pub checked: u64,
+    /// Pins imported from ID maps.
+    pub pins: u64,
+    /// How many differ.
+    pub differing: u64,
+    /// The first of them (at most 100).
+    pub findings: Vec<IdFinding>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

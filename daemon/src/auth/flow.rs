@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::login::{Login, failed, failure_name};
 use crate::audit::Event;
-use crate::config::{ClaimSource, Config, ProviderConfig};
+use crate::config::{ClaimSource, Config, ProviderConfig, SshFirstUid, UidSource};
 use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, Refusal};
 use crate::identity::{names, other_sources};
@@ -438,8 +438,14 @@ pub fn decide(
         local: &local,
         now: state.clock.now(),
     };
+    // The UID the program running the login holds (sshd resolves the user before PAM runs)
+    // binds the login only under ssh_first_uid = "provisional": otherwise the identity gets its
+    // fleet UID, and a login that began with another is refused below (issue 13).
+    let keep_held = cfg.login.ssh_first_uid == SshFirstUid::Provisional
+        && cfg.mapping.uid_source == UidSource::Hash;
+    let required = login.resolved_uid.filter(|_| keep_held);
     let applied = state.store(|s| {
-        let a = s.apply_user(&ctx, &mapped, claims, Source::Login, login.resolved_uid)?;
+        let a = s.apply_user(&ctx, &mapped, claims, Source::Login, required)?;
         s.touch_login(&a.name, ctx.now)?;
         Ok(a)
     });
@@ -447,6 +453,9 @@ pub fn decide(
     match applied {
         Ok(a) => {
             state.forget_provisional(user);
+            if let Some(held) = login.resolved_uid.filter(|&held| held != a.uid) {
+                return held_other_uid(login, &provider.id, sub, held, a.uid);
+            }
             let groups: Vec<&str> = mapped.groups.iter().map(|g| g.name.as_str()).collect();
             log::info!(
                 "login {} approved: sub {sub:?} at provider {}, uid {}{}, groups [{}]{}{}",
@@ -509,6 +518,28 @@ pub fn decide(
             )
         }
     }
+}
+
+/// A login that began with a UID (sshd's provisional entry) other than the identity's: its
+/// account is now recorded with its own UID, the one every host gives it, and this login is
+/// refused, since sshd would run the session as the UID it holds. The next connection resolves
+/// the account and logs in.
+fn held_other_uid(login: &Login, provider: &str, sub: &str, held: u32, uid: u32) -> Response {
+    let user = login.user.as_str();
+    log::warn!(
+        "login {} refused: sub {sub:?} at provider {provider} has UID {uid}, the same on every \
+         host; the program running the login resolved {user} to UID {held} before the login \
+         (a provisional entry) and would run the session as that: {user} now exists here and \
+         connects again (login.ssh_first_uid = \"fleet\")",
+        login.describe()
+    );
+    failed(
+        LoginFailure::Expired,
+        &format!(
+            "{user}'s account on this host was set up now with UID {uid}, the one every host \
+             gives {user}: connect again to log in"
+        ),
+    )
 }
 
 fn decide_linked(

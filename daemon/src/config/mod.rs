@@ -194,6 +194,9 @@ pub struct ClaimsConfig {
     pub groups: Vec<ClaimPath>,
     /// The numeric claim used as UID when `mapping.uid_source = "claim"`.
     pub uid: Option<ClaimPath>,
+    /// The object claim giving each provider group's GID (`{"group": 5001, ...}`, keyed by the
+    /// group as the groups claim names it) when `mapping.gid_source = "claim"`.
+    pub gid: Option<ClaimPath>,
     /// The claim that becomes the GECOS field.
     pub gecos: ClaimPath,
     /// The claim holding the email address.
@@ -249,6 +252,27 @@ pub enum UidSource {
     Hash,
     /// A numeric claim (`claims.uid_claim`).
     Claim,
+}
+
+/// How provider groups' GIDs are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GidSource {
+    /// A hash of issuer and group, as for UIDs.
+    Hash,
+    /// The group's entry in an object claim (`claims.gid_claim`).
+    Claim,
+}
+
+/// What a first login over SSH ends with when sshd holds a provisional UID that is not the
+/// identity's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshFirstUid {
+    /// The account is created with the identity's fleet UID and this login is refused: the
+    /// user connects again (the same UID on every host).
+    Fleet,
+    /// The user keeps the provisional UID, hashed from the name (one login, but another UID
+    /// than other hosts give).
+    Provisional,
 }
 
 /// An inclusive ID range.
@@ -320,6 +344,8 @@ pub struct MappingConfig {
     pub user_suffix: String,
     /// How UIDs are chosen.
     pub uid_source: UidSource,
+    /// How provider groups' GIDs are chosen.
+    pub gid_source: GidSource,
     /// UIDs (and user-private GIDs) come from here.
     pub uids: IdRange,
     /// Provider group GIDs come from here.
@@ -367,6 +393,8 @@ pub struct LoginConfig {
     pub qr: bool,
     /// Answer provisional passwd entries to sshd for names not seen before.
     pub ssh_first_login: bool,
+    /// What a first SSH login ends with when sshd holds a provisional UID.
+    pub ssh_first_uid: SshFirstUid,
     /// Executables recognised as sshd.
     pub ssh_programs: Vec<PathBuf>,
     /// How long a provisional entry lives without a successful login.
@@ -416,6 +444,7 @@ impl Default for Config {
                 username: ClaimPath("preferred_username".into()),
                 groups: vec![ClaimPath("groups".into())],
                 uid: None,
+                gid: None,
                 gecos: ClaimPath("name".into()),
                 email: ClaimPath("email".into()),
                 domain: None,
@@ -443,6 +472,7 @@ impl Default for Config {
                 user_prefix: String::new(),
                 user_suffix: String::new(),
                 uid_source: UidSource::Hash,
+                gid_source: GidSource::Hash,
                 uids: IdRange {
                     min: 1_879_048_192,
                     max: 2_013_265_919,
@@ -473,6 +503,7 @@ impl Default for Config {
                     .to_vec(),
                 qr: true,
                 ssh_first_login: true,
+                ssh_first_uid: SshFirstUid::Fleet,
                 ssh_programs: [
                     "/usr/sbin/sshd",
                     "/usr/lib/openssh/sshd-session",

@@ -217,6 +217,7 @@ source = "userinfo"
 username_claim = "email"
 groups_claim = ["realm_access.roles", "groups"]
 uid_claim = "uidNumber"
+gid_claim = "groupGids"
 gecos_claim = "given_name"
 email_claim = "mail"
 domain_claim = "hd"
@@ -243,6 +244,7 @@ group_path = "last"
 group_names = {{ "1234-abcd" = "ops" }}
 user_suffix = "-x"
 uid_source = "claim"
+gid_source = "claim"
 uid_min = 100000
 uid_max = 199999
 gid_min = 200000
@@ -267,6 +269,7 @@ clock_skew = 5.5
 allowed_algs = ["ES384"]
 qr = false
 ssh_first_login = false
+ssh_first_uid = "provisional"
 ssh_programs = ["/opt/ssh/sbin/sshd"]
 provisional_ttl = 60
 max_provisional_per_minute = 5
@@ -301,6 +304,7 @@ lockout = 60
             ClaimPath("groups".into()),
         ],
         uid: Some(ClaimPath("uidNumber".into())),
+        gid: Some(ClaimPath("groupGids".into())),
         gecos: ClaimPath("given_name".into()),
         email: ClaimPath("mail".into()),
         domain: Some(ClaimPath("hd".into())),
@@ -330,6 +334,7 @@ lockout = 60
         user_prefix: String::new(),
         user_suffix: "-x".into(),
         uid_source: UidSource::Claim,
+        gid_source: GidSource::Claim,
         uids: IdRange {
             min: 100_000,
             max: 199_999,
@@ -378,6 +383,7 @@ lockout = 60
             allowed_algs: vec!["ES384".into()],
             qr: false,
             ssh_first_login: false,
+            ssh_first_uid: SshFirstUid::Provisional,
             ssh_programs: vec!["/opt/ssh/sbin/sshd".into()],
             provisional_ttl: Duration::from_secs(60),
             max_provisional_per_minute: 5,

@@ -39,6 +39,7 @@ impl Validator<'_, '_> {
         if let Some(m) = &raw.mapping {
             self.mapping(m, &mut c.mapping);
             self.uid_source_needs_claim(&c.mapping, &c.claims, span(&m.uid_source));
+            self.gid_source_needs_claim(&c.mapping, &c.claims, span(&m.gid_source));
         }
         self.cache(raw, c);
         self.login(raw, c);
@@ -74,6 +75,18 @@ impl Validator<'_, '_> {
         if m.uid_source == UidSource::Claim && cl.uid.is_none() {
             self.r
                 .at(at, "mapping.uid_source", "\"claim\" needs claims.uid_claim");
+        }
+    }
+
+    fn gid_source_needs_claim(
+        &mut self,
+        m: &MappingConfig,
+        cl: &ClaimsConfig,
+        at: Option<Range<usize>>,
+    ) {
+        if m.gid_source == GidSource::Claim && cl.gid.is_none() {
+            self.r
+                .at(at, "mapping.gid_source", "\"claim\" needs claims.gid_claim");
         }
     }
 
@@ -123,6 +136,9 @@ impl Validator<'_, '_> {
         }
         if let Some(v) = &cl.uid_claim {
             out.uid = self.claim_path(v.get_ref(), v.span(), "claims.uid_claim");
+        }
+        if let Some(v) = &cl.gid_claim {
+            out.gid = self.claim_path(v.get_ref(), v.span(), "claims.gid_claim");
         }
         if let Some(v) = &cl.domain_claim {
             out.domain = self.claim_path(v.get_ref(), v.span(), "claims.domain_claim");
@@ -256,6 +272,20 @@ impl Validator<'_, '_> {
                         format!("unknown source {other:?}: expected hash or claim (default hash)"),
                     );
                     UidSource::Hash
+                }
+            };
+        }
+        if let Some(v) = &m.gid_source {
+            mc.gid_source = match v.get_ref().as_str() {
+                "hash" => GidSource::Hash,
+                "claim" => GidSource::Claim,
+                other => {
+                    self.r.at(
+                        Some(v.span()),
+                        "mapping.gid_source",
+                        format!("unknown source {other:?}: expected hash or claim (default hash)"),
+                    );
+                    GidSource::Hash
                 }
             };
         }
@@ -521,6 +551,22 @@ impl Validator<'_, '_> {
         }
         if let Some(v) = &l.ssh_first_login {
             lc.ssh_first_login = *v.get_ref();
+        }
+        if let Some(v) = &l.ssh_first_uid {
+            lc.ssh_first_uid = match v.get_ref().as_str() {
+                "fleet" => SshFirstUid::Fleet,
+                "provisional" => SshFirstUid::Provisional,
+                other => {
+                    self.r.at(
+                        Some(v.span()),
+                        "login.ssh_first_uid",
+                        format!(
+                            "unknown value {other:?}: expected fleet or provisional (default fleet)"
+                        ),
+                    );
+                    SshFirstUid::Fleet
+                }
+            };
         }
         if let Some(v) = &l.ssh_programs {
             lc.ssh_programs = v.get_ref().iter().map(PathBuf::from).collect();

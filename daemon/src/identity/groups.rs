@@ -166,6 +166,7 @@ pub fn map(
         candidates.push(MappedGroup {
             provider_name: g.clone(),
             name,
+            gid_from_claim: None,
         });
     }
     // Two provider groups with one Unix name: neither is kept, whichever came first, so that

@@ -1,10 +1,21 @@
-//! Deterministic ID allocation: the same person gets the same UID on every host with the same
-//! configuration, because the UID is a hash of who they are (issuer and subject), not of the
-//! order in which hosts saw them.
+//! ID allocation that every host of a fleet agrees on (docs/decisions/0001-fleet-ids.md).
+//!
+//! An identity's ID is a function of the configuration and the fleet's ID map alone, never of
+//! what else a host has seen:
+//! 1. its pin, when an imported ID map (`oidcctl import`) names it;
+//! 2. else its claim, under `uid_source`/`gid_source = "claim"`;
+//! 3. else the first candidate hashed from (kind, issuer, key) that is neither reserved nor
+//!    pinned by the map to another identity. Both exclusions are the same on every host with
+//!    the same configuration and map, so the probing they cause is too.
+//!
+//! The host's own state is then only *checked*: when another identity or a local account holds
+//! that ID here, the identity is refused ([`Allocation::Taken`]) with a message naming both and
+//! how to pin one. It never gets a next-free ID, which would depend on arrival order and differ
+//! between hosts.
 //!
 //! The hash is FNV-1a 64, spelled out here so that no compiler or library upgrade can change
-//! it. A taken candidate is skipped by rehashing with an attempt counter, so two colliding
-//! identities still get stable, well-spread IDs.
+//! it; candidate 0 is what earlier releases gave a collision-free identity, so their stores
+//! agree with this rule for every such identity.
 
 use crate::config::{IdRange, is_reserved_id};
 
@@ -12,12 +23,97 @@ use crate::config::{IdRange, is_reserved_id};
 pub const MAX_PROBES: u32 = 1000;
 
 /// What the ID is for; part of the hashed input so a user's UID and a group's GID differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdKind {
     /// A UID (and its user-private GID).
     User,
     /// A provider group's GID.
     Group,
+}
+
+impl IdKind {
+    /// `user` or `group`, as stored and in ID maps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+        }
+    }
+
+    /// "UID" or "GID", for messages.
+    pub fn id_name(self) -> &'static str {
+        match self {
+            Self::User => "UID",
+            Self::Group => "GID",
+        }
+    }
+}
+
+/// Whom an ID is for: an identity at its provider. `key` is stable across renames: a user's
+/// subject, a group's claim value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who<'a> {
+    /// The provider's issuer.
+    pub issuer: &'a str,
+    /// User or group.
+    pub kind: IdKind,
+    /// Subject or group claim value.
+    pub key: &'a str,
+}
+
+/// What the allocator asks of a host: the fleet's ID map as imported there, and who holds an
+/// ID there. The store answers from SQLite; the fleet simulation from memory.
+pub trait HostIds {
+    /// A failure to look (the database).
+    type Error;
+    /// The ID the fleet's ID map pins `who` to.
+    fn pin_of(&mut self, who: &Who<'_>) -> Result<Option<u32>, Self::Error>;
+    /// Whether the fleet's ID map pins `id` to an identity other than `who`.
+    fn pinned_to_other(&mut self, id: u32, who: &Who<'_>) -> Result<bool, Self::Error>;
+    /// Who holds `id` on this host other than `who` (a local account or group, another
+    /// identity's user or group), said for a message.
+    fn holder(&mut self, id: u32, who: &Who<'_>) -> Result<Option<String>, Self::Error>;
+}
+
+/// Where an identity's fleet ID comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The fleet's ID map.
+    Pinned,
+    /// The provider's claim.
+    Claim,
+    /// The hash rule: candidate `attempt` (0 unless reserved or pinned IDs were skipped).
+    Rule {
+        /// The candidate's number.
+        attempt: u32,
+    },
+}
+
+/// The allocator's answer for one identity on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// The identity's ID, here and on every host with the same configuration and map.
+    Assigned {
+        /// The ID.
+        id: u32,
+        /// Where it comes from.
+        origin: Origin,
+    },
+    /// The identity's ID is held here by someone else: refused here.
+    Taken {
+        /// The ID.
+        id: u32,
+        /// Where it comes from.
+        origin: Origin,
+        /// Who holds it.
+        holder: String,
+        /// Under the hash rule: what the identity would get everywhere if the map pinned `id`
+        /// to its holder.
+        next: Option<u32>,
+    },
+    /// No ID can be given (a claimed ID outside the range or reserved, or no candidate left):
+    /// the reason.
+    Invalid(String),
 }
 
 /// FNV-1a, 64 bit.
@@ -39,12 +135,8 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
 
 /// The `attempt`-th candidate for `key` in `range`.
 pub fn candidate(issuer: &str, kind: IdKind, key: &str, attempt: u32, range: IdRange) -> u32 {
-    let tag: &[u8] = match kind {
-        IdKind::User => b"user",
-        IdKind::Group => b"group",
-    };
     let attempt_bytes = attempt.to_be_bytes();
-    let mut parts: Vec<&[u8]> = vec![tag, issuer.as_bytes(), key.as_bytes()];
+    let mut parts: Vec<&[u8]> = vec![kind.as_str().as_bytes(), issuer.as_bytes(), key.as_bytes()];
     if attempt > 0 {
         parts.push(&attempt_bytes);
     }
@@ -54,27 +146,178 @@ pub fn candidate(issuer: &str, kind: IdKind, key: &str, attempt: u32, range: IdR
     range.min.saturating_add(u32::try_from(offset).unwrap_or(0))
 }
 
-/// The first candidate that is not reserved and not `taken`.
-pub fn allocate(
+/// The identity's fleet ID: from the map, the claim (`claimed`, when the source is a claim) or
+/// the hash rule; independent of what this host holds.
+pub fn fleet_id<H: HostIds>(
+    who: &Who<'_>,
+    range: IdRange,
+    claimed: Option<u32>,
+    host: &mut H,
+) -> Result<Result<(u32, Origin), String>, H::Error> {
+    if let Some(id) = host.pin_of(who)? {
+        return Ok(Ok((id, Origin::Pinned)));
+    }
+    let what = who.kind.id_name();
+    if let Some(id) = claimed {
+        if !range.contains(id) || is_reserved_id(id) {
+            return Ok(Err(format!(
+                "{what} {id} from the claim is outside this host's range {}-{} or reserved",
+                range.min, range.max
+            )));
+        }
+        return Ok(Ok((id, Origin::Claim)));
+    }
+    for attempt in 0..MAX_PROBES {
+        let id = candidate(who.issuer, who.kind, who.key, attempt, range);
+        if is_reserved_id(id) || host.pinned_to_other(id, who)? {
+            continue;
+        }
+        return Ok(Ok((id, Origin::Rule { attempt })));
+    }
+    Ok(Err(format!(
+        "no {what} left after {MAX_PROBES} candidates: widen the range in [mapping]"
+    )))
+}
+
+/// The identity's fleet ID, checked against this host: assigned, or refused because someone
+/// else holds it here.
+pub fn allocate<H: HostIds>(
+    who: &Who<'_>,
+    range: IdRange,
+    claimed: Option<u32>,
+    host: &mut H,
+) -> Result<Allocation, H::Error> {
+    let (id, origin) = match fleet_id(who, range, claimed, host)? {
+        Ok(found) => found,
+        Err(why) => return Ok(Allocation::Invalid(why)),
+    };
+    let Some(holder) = host.holder(id, who)? else {
+        return Ok(Allocation::Assigned { id, origin });
+    };
+    let next = match origin {
+        Origin::Rule { .. } => {
+            let mut pinned = PinnedAlso { host, id };
+            match fleet_id(who, range, None, &mut pinned)? {
+                Ok((n, _)) => Some(n),
+                Err(_) => None,
+            }
+        }
+        Origin::Pinned | Origin::Claim => None,
+    };
+    Ok(Allocation::Taken {
+        id,
+        origin,
+        holder,
+        next,
+    })
+}
+
+/// A host whose map also pins `id` to someone else: what pinning the holder would change.
+struct PinnedAlso<'h, H> {
+    host: &'h mut H,
+    id: u32,
+}
+
+impl<H: HostIds> HostIds for PinnedAlso<'_, H> {
+    type Error = H::Error;
+
+    fn pin_of(&mut self, who: &Who<'_>) -> Result<Option<u32>, H::Error> {
+        self.host.pin_of(who)
+    }
+
+    fn pinned_to_other(&mut self, id: u32, who: &Who<'_>) -> Result<bool, H::Error> {
+        Ok(id == self.id || self.host.pinned_to_other(id, who)?)
+    }
+
+    fn holder(&mut self, id: u32, who: &Who<'_>) -> Result<Option<String>, H::Error> {
+        self.host.holder(id, who)
+    }
+}
+
+/// A placeholder UID for sshd's provisional entry of `name` (no subject is known before the
+/// login): the first candidate hashed from the name that is neither reserved nor `taken`.
+/// It is not the identity's UID unless they happen to be equal (see `login.ssh_first_uid`).
+pub fn provisional(
     issuer: &str,
-    kind: IdKind,
-    key: &str,
+    name: &str,
     range: IdRange,
     mut taken: impl FnMut(u32) -> bool,
 ) -> Option<u32> {
+    let key = format!("name:{name}");
     (0..MAX_PROBES)
-        .map(|attempt| candidate(issuer, kind, key, attempt, range))
+        .map(|attempt| candidate(issuer, IdKind::User, &key, attempt, range))
         .find(|&id| !is_reserved_id(id) && !taken(id))
+}
+
+/// The message for an identity refused because its ID is held here (logged, and shown by
+/// `oidcctl import`): both identities, and how to pin one.
+pub fn taken_message(what: &str, id: u32, holder: &str, next: Option<u32>, kind: IdKind) -> String {
+    let idn = kind.id_name();
+    match next {
+        Some(next) => format!(
+            "{idn} {id}, the fleet {idn} of {what}, is held here by {holder}: refused here (every \
+             host refuses the later of two identities whose fleet {idn} is the same, never giving \
+             either another number). To keep both, pin the holder: `oidcctl export` here and \
+             `oidcctl import` of that map on every host; {what} then gets {next} everywhere (or \
+             pin {what} to a free {idn} with `oidcctl idmap seal`)"
+        ),
+        None => format!(
+            "{idn} {id}, the {idn} of {what} (from the ID map or the provider's claim), is held \
+             here by {holder}: refused here; give one of them another {idn} (the claim, or a pin \
+             in the fleet's ID map)"
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+
     use super::*;
 
     const R: IdRange = IdRange {
         min: 200_000,
         max: 299_999,
     };
+
+    /// A host in memory: pins and holders.
+    #[derive(Default)]
+    struct Host {
+        pins: HashMap<(IdKind, String, String), u32>,
+        held: HashMap<u32, String>,
+    }
+
+    impl HostIds for Host {
+        type Error = Infallible;
+        fn pin_of(&mut self, w: &Who<'_>) -> Result<Option<u32>, Infallible> {
+            Ok(self
+                .pins
+                .get(&(w.kind, w.issuer.into(), w.key.into()))
+                .copied())
+        }
+        fn pinned_to_other(&mut self, id: u32, w: &Who<'_>) -> Result<bool, Infallible> {
+            Ok(self.pins.iter().any(|((k, i, key), &p)| {
+                p == id && (*k, i.as_str(), key.as_str()) != (w.kind, w.issuer, w.key)
+            }))
+        }
+        fn holder(&mut self, id: u32, _: &Who<'_>) -> Result<Option<String>, Infallible> {
+            Ok(self.held.get(&id).cloned())
+        }
+    }
+
+    fn user(key: &str) -> Who<'_> {
+        Who {
+            issuer: "i",
+            kind: IdKind::User,
+            key,
+        }
+    }
+
+    fn alloc(host: &mut Host, key: &str) -> Allocation {
+        let Ok(a) = allocate(&user(key), R, None, host);
+        a
+    }
 
     /// Published FNV-1a test vectors hold, so the hash is the documented one.
     #[test]
@@ -100,21 +343,90 @@ mod tests {
     }
     const PINNED: u32 = 233_907;
 
-    /// Collisions probe to the next candidate, which is again deterministic.
+    /// An identity's ID does not depend on what the host holds: a held ID refuses it, naming
+    /// the holder and what pinning the holder would give, instead of probing to a free one.
     #[test]
-    fn probing_skips_taken_and_reserved() {
-        let first = allocate("i", IdKind::User, "x", R, |_| false).unwrap();
-        let second = allocate("i", IdKind::User, "x", R, |id| id == first).unwrap();
-        assert_ne!(first, second);
-        assert_eq!(second, candidate("i", IdKind::User, "x", 1, R));
-        assert_eq!(allocate("i", IdKind::User, "x", R, |_| true), None);
+    fn a_held_id_refuses_instead_of_probing() {
+        let mut host = Host::default();
+        let first = candidate("i", IdKind::User, "x", 0, R);
+        assert_eq!(
+            alloc(&mut host, "x"),
+            Allocation::Assigned {
+                id: first,
+                origin: Origin::Rule { attempt: 0 }
+            }
+        );
+        host.held.insert(first, "the user y".into());
+        let Allocation::Taken {
+            id, holder, next, ..
+        } = alloc(&mut host, "x")
+        else {
+            panic!("not refused")
+        };
+        assert_eq!((id, holder.as_str()), (first, "the user y"));
+        assert_eq!(next, Some(candidate("i", IdKind::User, "x", 1, R)));
+    }
+
+    /// The map's pins decide first; a pin held by another identity is skipped by the rule, the
+    /// same way on every host that has the map.
+    #[test]
+    fn pins_decide_and_are_skipped_by_others() {
+        let mut host = Host::default();
+        let first = candidate("i", IdKind::User, "x", 0, R);
+        host.pins
+            .insert((IdKind::User, "i".into(), "y".into()), first);
+        assert_eq!(
+            alloc(&mut host, "x"),
+            Allocation::Assigned {
+                id: candidate("i", IdKind::User, "x", 1, R),
+                origin: Origin::Rule { attempt: 1 }
+            }
+        );
+        assert_eq!(
+            alloc(&mut host, "y"),
+            Allocation::Assigned {
+                id: first,
+                origin: Origin::Pinned
+            }
+        );
+    }
+
+    /// A claimed ID is used as it is, inside the range and not reserved.
+    #[test]
+    fn claims_are_checked() {
+        let mut host = Host::default();
+        let Ok(a) = allocate(&user("x"), R, Some(250_000), &mut host);
+        assert_eq!(
+            a,
+            Allocation::Assigned {
+                id: 250_000,
+                origin: Origin::Claim
+            }
+        );
+        let Ok(a) = allocate(&user("x"), R, Some(5), &mut host);
+        assert!(matches!(a, Allocation::Invalid(_)), "{a:?}");
+        host.held.insert(250_000, "the user y".into());
+        let Ok(a) = allocate(&user("x"), R, Some(250_000), &mut host);
+        assert!(matches!(a, Allocation::Taken { next: None, .. }), "{a:?}");
+    }
+
+    /// Reserved IDs are skipped (the same on every host); the provisional placeholder skips
+    /// taken ones too.
+    #[test]
+    fn reserved_ids_are_skipped() {
         let low = IdRange {
             min: 61_000,
             max: 66_000,
         };
+        let mut host = Host::default();
         for k in 0..200 {
-            let id = allocate("i", IdKind::User, &k.to_string(), low, |_| false).unwrap();
+            let Ok(found) = fleet_id(&user(&k.to_string()), low, None, &mut host);
+            let (id, _) = found.unwrap();
             assert!(!is_reserved_id(id), "{id}");
         }
+        let p = provisional("i", "alice", R, |_| false).unwrap();
+        let q = provisional("i", "alice", R, |id| id == p).unwrap();
+        assert_ne!(p, q);
+        assert_eq!(provisional("i", "alice", R, |_| true), None);
     }
 }

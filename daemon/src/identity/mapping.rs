@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::config::{ClaimPath, Config, UidSource};
+use crate::config::{ClaimPath, Config, GidSource, UidSource};
 use crate::identity::groups::{self, ClaimedGroups};
 use crate::identity::local::LocalAccounts;
 use crate::identity::names;
@@ -49,6 +49,8 @@ pub struct MappedGroup {
     pub provider_name: String,
     /// Its Unix name.
     pub name: String,
+    /// Its GID from the claim, when `mapping.gid_source = "claim"`.
+    pub gid_from_claim: Option<u32>,
 }
 
 /// Why claims do not give a user. Each has its own message for the log and the user.
@@ -219,6 +221,7 @@ pub fn map_claims(
         ),
         None => groups::map(&groups.names, &name, cfg, local)?,
     };
+    let (groups, notes) = gids_from_claim(claims, cfg, groups, notes)?;
     Ok(MappedUser {
         sub,
         name,
@@ -434,6 +437,52 @@ fn uid_claim(claims: &Value, path: &ClaimPath) -> Result<u32, Refusal> {
     };
     n.and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| bad(&path.0, "is not a valid UID"))
+}
+
+/// Under `mapping.gid_source = "claim"`, each group's GID from the object claim
+/// `claims.gid_claim` (`{"developers": 5001, ...}`, keyed by the group's claim value; a number
+/// or a numeric string); a group it gives no valid GID is left out, with a note.
+fn gids_from_claim(
+    claims: &Value,
+    cfg: &Config,
+    groups: Vec<MappedGroup>,
+    mut notes: Vec<String>,
+) -> Result<(Vec<MappedGroup>, Vec<String>), Refusal> {
+    let (GidSource::Claim, Some(path)) = (cfg.mapping.gid_source, &cfg.claims.gid) else {
+        return Ok((groups, notes));
+    };
+    let table = match path.find(claims) {
+        Some(Value::Object(o)) => Some(o),
+        None | Some(Value::Null) => None,
+        Some(other) => {
+            return Err(bad(
+                &path.0,
+                &format!(
+                    "must be an object {{\"GROUP\": GID, ...}}, not {}",
+                    kind(other)
+                ),
+            ));
+        }
+    };
+    let mut kept = Vec::with_capacity(groups.len());
+    for mut g in groups {
+        let gid = match table.and_then(|t| t.get(&g.provider_name)) {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.parse::<u64>().ok(),
+            _ => None,
+        };
+        match gid.and_then(|n| u32::try_from(n).ok()) {
+            Some(gid) => {
+                g.gid_from_claim = Some(gid);
+                kept.push(g);
+            }
+            None => notes.push(format!(
+                "group {:?} skipped: {} gives it no GID (mapping.gid_source = \"claim\")",
+                g.provider_name, path.0
+            )),
+        }
+    }
+    Ok((kept, notes))
 }
 
 pub(super) fn kind(v: &Value) -> &'static str {

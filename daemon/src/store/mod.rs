@@ -3,6 +3,8 @@
 //! Users are keyed by (issuer, sub), never by name or email, so a rename at the provider keeps
 //! the UID. Every change is one transaction: a crash at any point leaves the previous state.
 
+mod alloc;
+mod idmap;
 mod links;
 mod map;
 mod moves;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use oidc_proto::types::{GroupRecord, UnixGroup, UnixUser, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+pub use idmap::{PAGE_LEN, Pinned, from_format_1};
 pub use links::Link;
 pub use map::MapCounts;
 pub use offline::OfflinePin;
@@ -430,3 +433,5 @@ fn group_record(r: &Row<'_>) -> rusqlite::Result<(i64, GroupRecord)> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fleet;

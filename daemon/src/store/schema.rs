@@ -105,6 +105,21 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX users_by_gid ON users(gid);
     ",
+    // 6: the fleet's ID map as imported here (oidcctl import of a map): the ID each identity
+    // is pinned to, whether or not it has a user or group here now. The allocator gives a
+    // pinned identity its pin and skips IDs pinned to others (identity::ids); the pins outlive
+    // `user remove` and `cache clear`, as the map they came from does.
+    "
+    CREATE TABLE id_pins (
+        kind        TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+        issuer      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        id          INTEGER NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (kind, issuer, key)
+    );
+    ",
 ];
 
 /// The schema version this build writes.

@@ -10,10 +10,10 @@ use crate::identity::ids::{self, IdKind};
 use crate::identity::local::LocalAccounts;
 use crate::identity::mapping::{self, MappedUser};
 
-const ISSUER: &str = "https://idp.example.com";
-const NOW: i64 = 1_700_000_000;
+pub(super) const ISSUER: &str = "https://idp.example.com";
+pub(super) const NOW: i64 = 1_700_000_000;
 
-fn cfg() -> Config {
+pub(super) fn cfg() -> Config {
     Config {
         providers: vec![ProviderConfig::for_tests(ISSUER)],
         ..Config::default()
@@ -21,10 +21,10 @@ fn cfg() -> Config {
 }
 
 /// A temporary directory, removed when dropped.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let p = std::env::temp_dir().join(format!(
             "oidcd-store-test-{}-{}",
@@ -43,7 +43,7 @@ impl Drop for TempDir {
 }
 
 /// The host's accounts read from `passwd` and `group` written into `dir`.
-fn local_from(dir: &TempDir, passwd: &str, group: &str) -> LocalAccounts {
+pub(super) fn local_from(dir: &TempDir, passwd: &str, group: &str) -> LocalAccounts {
     let (p, g) = (dir.0.join("passwd"), dir.0.join("group"));
     std::fs::write(&p, passwd).unwrap();
     std::fs::write(&g, group).unwrap();
@@ -53,23 +53,23 @@ fn local_from(dir: &TempDir, passwd: &str, group: &str) -> LocalAccounts {
 }
 
 /// A host without local accounts.
-fn no_local() -> LocalAccounts {
+pub(super) fn no_local() -> LocalAccounts {
     LocalAccounts::from_paths(
         Path::new("/nonexistent/passwd"),
         Path::new("/nonexistent/group"),
     )
 }
 
-fn claims(sub: &str, name: &str, groups: &[&str]) -> Value {
+pub(super) fn claims(sub: &str, name: &str, groups: &[&str]) -> Value {
     json!({"sub": sub, "preferred_username": name, "name": format!("{name} Example"), "groups": groups})
 }
 
-fn mapped(c: &Value, cfg: &Config, local: &LocalAccounts) -> MappedUser {
+pub(super) fn mapped(c: &Value, cfg: &Config, local: &LocalAccounts) -> MappedUser {
     mapping::map_claims(c, cfg, local).unwrap()
 }
 
 /// Maps and applies `c` as a login.
-fn apply_with(
+pub(super) fn apply_with(
     store: &mut Store,
     cfg: &Config,
     local: &LocalAccounts,
@@ -84,15 +84,15 @@ fn apply_with(
     store.apply_user(&ctx, &mapped(c, cfg, local), c, Source::Login, None)
 }
 
-fn apply(store: &mut Store, c: &Value) -> Result<Applied, StoreError> {
+pub(super) fn apply(store: &mut Store, c: &Value) -> Result<Applied, StoreError> {
     apply_with(store, &cfg(), &no_local(), c)
 }
 
-fn store() -> Store {
+pub(super) fn store() -> Store {
     Store::open_in_memory().unwrap()
 }
 
-fn user_candidate(sub: &str, attempt: u32) -> u32 {
+pub(super) fn user_candidate(sub: &str, attempt: u32) -> u32 {
     ids::candidate(ISSUER, IdKind::User, sub, attempt, cfg().mapping.uids)
 }
 
@@ -243,9 +243,10 @@ fn group_named_like_a_user_is_skipped() {
     );
 }
 
-/// A UID held locally makes the user probe to the next candidate, the same in a fresh store.
+/// issue 13: a UID held by a local account refuses the user on this host, naming the account
+/// and what pinning it would give, instead of probing to a next UID that no other host gives.
 #[test]
-fn uid_collision_probes_to_next_candidate() {
+fn a_uid_held_locally_refuses_the_user_instead_of_probing() {
     let dir = TempDir::new();
     let first = user_candidate("sub-1", 0);
     let local = local_from(
@@ -255,15 +256,20 @@ fn uid_collision_probes_to_next_candidate() {
     );
     let c = claims("sub-1", "alice", &[]);
     let mut s = store();
-    let got = apply_with(&mut s, &cfg(), &local, &c).unwrap().uid;
-    assert_eq!(got, user_candidate("sub-1", 1));
-    let mut fresh = store();
-    assert_eq!(apply_with(&mut fresh, &cfg(), &local, &c).unwrap().uid, got);
+    let err = apply_with(&mut s, &cfg(), &local, &c).unwrap_err();
+    let StoreError::Conflict(m) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(m.contains("the local account squatter"), "{m}");
+    assert!(m.contains(&user_candidate("sub-1", 1).to_string()), "{m}");
+    assert_eq!(s.counts().unwrap().users, 0);
+    // Without the local account, the fleet UID.
+    assert_eq!(apply(&mut store(), &c).unwrap().uid, first);
 }
 
 /// A GID held by a local group is never handed to a user's private group either.
 #[test]
-fn local_gid_collision_probes_too() {
+fn a_local_gid_refuses_the_user_too() {
     let dir = TempDir::new();
     let first = user_candidate("sub-1", 0);
     let local = local_from(
@@ -272,10 +278,11 @@ fn local_gid_collision_probes_too() {
         &format!("lab:x:{first}:\n"),
     );
     let mut s = store();
-    let uid = apply_with(&mut s, &cfg(), &local, &claims("sub-1", "alice", &[]))
-        .unwrap()
-        .uid;
-    assert_eq!(uid, user_candidate("sub-1", 1));
+    let err = apply_with(&mut s, &cfg(), &local, &claims("sub-1", "alice", &[])).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("the local group lab")),
+        "{err:?}"
+    );
 }
 
 // ---- uid_source = "claim" ----
@@ -438,7 +445,7 @@ fn import_of_known_user_refreshes() {
 
 // ---- ID maps ----
 
-fn import_map(s: &mut Store, map: &IdMap) -> Result<usize, Vec<ImportError>> {
+pub(super) fn import_map(s: &mut Store, map: &IdMap) -> Result<usize, Vec<ImportError>> {
     let (c, local) = (cfg(), no_local());
     let ctx = NewIds {
         issuer: ISSUER,
@@ -452,19 +459,18 @@ fn import_map(s: &mut Store, map: &IdMap) -> Result<usize, Vec<ImportError>> {
 /// A host's exported map pins the same IDs in a fresh store, and a second import is a no-op.
 #[test]
 fn export_then_import_map_gives_identical_ids() {
-    let dir = TempDir::new();
-    // A local collision moves alice off her first candidate: the map must carry that.
-    let first = user_candidate("sub-1", 0);
-    let local = local_from(&dir, &format!("x:x:{first}:{first}::/:/bin/sh\n"), "");
+    // alice kept a provisional UID (login.ssh_first_uid = "provisional"): the map carries it.
+    let odd = user_candidate("sub-1", 7);
     let mut a = store();
-    apply_with(
+    apply_preferring(
         &mut a,
         &cfg(),
-        &local,
+        &no_local(),
         &claims("sub-1", "alice", &["dev", "ops"]),
+        odd,
     )
     .unwrap();
-    apply_with(&mut a, &cfg(), &local, &claims("sub-2", "bob", &["dev"])).unwrap();
+    apply(&mut a, &claims("sub-2", "bob", &["dev"])).unwrap();
     let map = a.export(ISSUER).unwrap();
     assert_eq!((map.users.len(), map.groups.len()), (2, 2));
     assert_eq!(map.format, IdMap::FORMAT);
@@ -472,17 +478,20 @@ fn export_then_import_map_gives_identical_ids() {
     let mut b = store();
     assert_eq!(import_map(&mut b, &map), Ok(4));
     assert_eq!(b.export(ISSUER).unwrap(), map);
-    assert_eq!(
-        b.user_by_name("alice").unwrap().unwrap().uid,
-        user_candidate("sub-1", 1)
-    );
+    assert_eq!(b.user_by_name("alice").unwrap().unwrap().uid, odd);
     assert_eq!(import_map(&mut b, &map), Ok(0));
-    // A later login of alice there keeps the pinned UID and fills in her groups.
+    // A later login of alice there keeps the pinned UID and fills in her groups; so does one
+    // after her user was removed (the pin stays).
     let uid = apply(&mut b, &claims("sub-1", "alice", &["dev"]))
         .unwrap()
         .uid;
-    assert_eq!(uid, user_candidate("sub-1", 1));
+    assert_eq!(uid, odd);
     assert_eq!(members(&b, "dev"), ["alice"]);
+    b.remove_user("alice").unwrap();
+    assert_eq!(
+        apply(&mut b, &claims("sub-1", "alice", &[])).unwrap().uid,
+        odd
+    );
 }
 
 /// A map giving a known identity other IDs is refused whole, naming the entry.
@@ -525,9 +534,10 @@ fn import_map_checks_its_entries() {
         ..map.clone()
     };
     assert!(import_map(&mut dst, &other_format).is_err());
+    // A name this host reserves is only informative: the ID is pinned, no user is made.
     let mut reserved = map.clone();
     reserved.users[0].name = "root".into();
-    assert!(import_map(&mut dst, &reserved).is_err());
+    assert_eq!(import_map(&mut dst, &reserved), Ok(1));
     let mut low = map.clone();
     (low.users[0].uid, low.users[0].gid) = (500, 500);
     assert!(import_map(&mut dst, &low).is_err());
@@ -663,7 +673,7 @@ fn missing_directory_is_an_error() {
 
 // ---- Provisional UIDs (sshd first logins) ----
 
-fn apply_preferring(
+pub(super) fn apply_preferring(
     store: &mut Store,
     cfg: &Config,
     local: &LocalAccounts,
@@ -755,7 +765,7 @@ fn required_uid_taken_is_refused_not_replaced() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, StoreError::ResolvedUidLost(m) if m.contains("the oidcd user bob")),
+        matches!(&err, StoreError::ResolvedUidLost(m) if m.contains("the user bob")),
         "{err:?}"
     );
 }
@@ -768,7 +778,7 @@ fn preferred_uid_never_overrides_the_claim() {
     let mut s = store();
     let claims = with_uid("sub-1", "alice", json!(claimed));
     let err = apply_preferring(&mut s, &c, &no_local(), &claims, claimed + 1).unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(matches!(err, StoreError::ResolvedUidLost(_)), "{err:?}");
     assert_eq!(s.counts().unwrap().users, 0);
     let a = apply_preferring(&mut s, &c, &no_local(), &claims, claimed).unwrap();
     assert_eq!(a.uid, claimed);

@@ -188,8 +188,9 @@ fn name_hashing_onto(target: u32) -> String {
 /// issue 15 #6: a stranger picks a name whose provisional UID is alice's future UID and opens
 /// an SSH connection (sshd holds that UID). alice's first login elsewhere still gets her own
 /// UID: the provisional entry yields and is withdrawn, and the stranger's login, if approved,
-/// is refused, as its UID went to alice. Before, either alice got another UID on this host
-/// than on every other, or both ended with one UID.
+/// is refused, as sshd holds a UID that is not the stranger's (whose account gets its own fleet
+/// UID). Before, either alice got another UID on this host than on every other, or both ended
+/// with one UID.
 #[test]
 fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
     let w = World::plain();
@@ -225,7 +226,7 @@ fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
         "the stranger's entry still holds alice's UID"
     );
 
-    // The stranger's own identity approves their login: refused, nothing written.
+    // The stranger's own identity approves their login: refused, and recorded with its own UID.
     let r = decide(
         &w.state,
         &w.provider(),
@@ -234,16 +235,16 @@ fn a_provisional_uid_chosen_to_collide_yields_to_the_real_identity() {
         "sub-m",
     );
     assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
-    assert!(
-        message(&r).contains("changed while this login ran"),
-        "{r:?}"
-    );
-    assert_eq!(w.uid_of(&m), None);
+    assert!(message(&r).contains("connect again"), "{r:?}");
+    let own = ids::candidate(ISSUER, IdKind::User, "sub-m", 0, RANGE);
+    assert_eq!(w.uid_of(&m), Some(own));
+    assert_ne!(own, alice_uid);
 }
 
 /// issue 15 #6: the provisional UID handed to sshd for alice is given meanwhile to another
 /// identity by an ID-map import: the entry is withdrawn, and alice's login that began with it
-/// is refused instead of ending with another UID than the one sshd runs her session as.
+/// is refused instead of ending with another UID than the one sshd runs her session as; her
+/// account is recorded with her own fleet UID.
 #[test]
 fn an_id_map_import_takes_a_provisional_uid_and_the_login_is_refused() {
     let w = World::plain();
@@ -288,14 +289,54 @@ fn an_id_map_import_takes_a_provisional_uid_and_the_login_is_refused() {
         "sub-alice",
     );
     assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
-    assert_eq!(w.uid_of("alice"), None);
+    let own = ids::candidate(ISSUER, IdKind::User, "sub-alice", 0, RANGE);
+    assert_ne!(own, p);
+    assert_eq!(w.uid_of("alice"), Some(own));
     assert_eq!(w.uid_of("mallory"), Some(p));
 }
 
-/// The ordinary first SSH login: the login ends with the provisional UID sshd holds.
+/// issue 13: the first SSH login of a user new to this host (sshd holds the provisional UID,
+/// hashed from the name) records the account with the UID every host gives the identity and
+/// asks the user to connect again; the next connection resolves that UID and logs in.
 #[test]
-fn a_first_ssh_login_keeps_its_provisional_uid() {
+fn a_first_ssh_login_records_the_fleet_uid_and_asks_to_connect_again() {
     let w = World::plain();
+    let p = w.state.provisional_user("alice").unwrap().uid;
+    let own = ids::candidate(ISSUER, IdKind::User, "sub-alice", 0, RANGE);
+    assert_ne!(p, own);
+    let first = Login::for_test("alice", "sshd", Some(p));
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &first,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
+    assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
+    assert!(
+        message(&r).contains(&format!("UID {own}")) && message(&r).contains("connect again"),
+        "{r:?}"
+    );
+    assert_eq!(w.uid_of("alice"), Some(own));
+    assert_eq!(w.state.provisional_by_uid(p), None);
+    let again = Login::for_test("alice", "sshd", Some(own));
+    let r = decide(
+        &w.state,
+        &w.provider(),
+        &again,
+        &claims("sub-alice", "alice"),
+        "sub-alice",
+    );
+    assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
+}
+
+/// With `login.ssh_first_uid = "provisional"` the first SSH login ends with the provisional UID
+/// sshd holds (one login; another UID than other hosts give).
+#[test]
+fn with_ssh_first_uid_provisional_a_first_ssh_login_keeps_its_provisional_uid() {
+    let mut c = cfg();
+    c.login.ssh_first_uid = SshFirstUid::Provisional;
+    let w = World::new(c, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
     let p = w.state.provisional_user("alice").unwrap().uid;
     let login = Login::for_test("alice", "sshd", Some(p));
     let r = decide(

@@ -203,6 +203,8 @@ impl Validator<'_, '_> {
         if p.mapping.is_some() || p.claims.is_some() {
             let at = p.mapping.as_ref().and_then(|m| span(&m.uid_source));
             self.uid_source_needs_claim(&mapping, &claims, at.or(Some(section.clone())));
+            let at = p.mapping.as_ref().and_then(|m| span(&m.gid_source));
+            self.gid_source_needs_claim(&mapping, &claims, at.or(Some(section.clone())));
         }
         self.r.key_prefix = "";
         Some(ProviderConfig {

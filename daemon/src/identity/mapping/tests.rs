@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use super::*;
-use crate::config::{ClaimPath, UidSource};
+use crate::config::{ClaimPath, GidSource, UidSource};
 
 /// No local accounts at all.
 fn nobody_local() -> LocalAccounts {
@@ -111,11 +111,13 @@ fn default_mapping_of_alice() {
             groups: vec![
                 MappedGroup {
                     provider_name: "developers".into(),
-                    name: "developers".into()
+                    name: "developers".into(),
+                    gid_from_claim: None
                 },
                 MappedGroup {
                     provider_name: "admins".into(),
-                    name: "admins".into()
+                    name: "admins".into(),
+                    gid_from_claim: None
                 },
             ],
             is_admin: false,
@@ -377,7 +379,8 @@ fn group_prefix_and_strip_prefixes() {
         u.groups[0],
         MappedGroup {
             provider_name: "/admins".into(),
-            name: "kc-admins".into()
+            name: "kc-admins".into(),
+            gid_from_claim: None
         }
     );
     assert_eq!(u.groups[1].name, "kc-devs");
@@ -674,6 +677,48 @@ fn uid_from_claim() {
     // Under the hash scheme the claim is ignored.
     let u = map(&with_uid(json!("junk")), &Config::default()).unwrap();
     assert_eq!(u.uid_from_claim, None);
+}
+
+/// With gid_source = "claim" each group's GID comes from the object claim, keyed by the group's
+/// claim value (a number or a numeric string); a group without one is left out with a note, and
+/// a claim that is not an object refuses the login.
+#[test]
+fn gids_from_claim() {
+    let mut cfg = Config::default();
+    cfg.mapping.gid_source = GidSource::Claim;
+    cfg.mapping.group_strip_prefixes = vec!["/".into()];
+    cfg.claims.gid = Some(ClaimPath("group_gids".into()));
+    let with = |gids: Value| {
+        json!({"sub": "s", "preferred_username": "alice", "groups": ["/dev", "/ops", "/qa"],
+               "group_gids": gids})
+    };
+    let u = map(
+        &with(json!({"/dev": 5001, "/ops": "5002", "/qa": -1})),
+        &cfg,
+    )
+    .unwrap();
+    let got: Vec<(&str, Option<u32>)> = u
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.gid_from_claim))
+        .collect();
+    assert_eq!(got, [("dev", Some(5001)), ("ops", Some(5002))]);
+    assert!(
+        u.notes.iter().any(|n| n.contains("\"/qa\"")),
+        "{:?}",
+        u.notes
+    );
+    // No claim: no groups, each noted.
+    let u = map(
+        &json!({"sub": "s", "preferred_username": "alice", "groups": ["/dev"]}),
+        &cfg,
+    )
+    .unwrap();
+    assert!(u.groups.is_empty());
+    assert_bad_claim(map(&with(json!([5001])), &cfg), "group_gids");
+    // Under the hash scheme the claim is ignored.
+    let u = map(&with(json!("junk")), &Config::default()).unwrap();
+    assert!(u.groups.iter().all(|g| g.gid_from_claim.is_none()));
 }
 
 /// Refusals read as sentences naming what is wrong.
