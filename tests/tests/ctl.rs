@@ -140,8 +140,9 @@ fn cache_clear_forgets_everyone_and_ids_come_back() {
     );
 }
 
-/// `export` from one daemon, `import` of that map into a fresh one (its own namespace and
-/// database) gives the same UIDs and GIDs, seen through NSS on both hosts.
+/// `export` from one daemon (a sealed fleet map), `import` of that map into a fresh one (its
+/// own namespace and database) gives the same UIDs and GIDs, seen through NSS on both hosts;
+/// the same import again changes nothing, and a map edited without sealing is refused whole.
 #[test]
 fn export_then_import_map_gives_same_ids_on_another_host() {
     let ns1 = Namespace::new();
@@ -150,7 +151,12 @@ fn export_then_import_map_gives_same_ids_on_another_host() {
     let map = d1.oidcctl(&["export"]);
     map.expect_ok();
     let map = map.json();
-    assert_eq!(map["issuer"], cfg.issuer().unwrap());
+    assert_eq!(map["format"], "oidcd-idmap-2");
+    assert!(
+        map["checksum"].as_str().unwrap().starts_with("sha256:"),
+        "{map}"
+    );
+    assert_eq!(map["users"][0]["issuer"], cfg.issuer().unwrap());
     assert_eq!(map["users"].as_array().unwrap().len(), 2, "{map}");
     assert_eq!(map["groups"].as_array().unwrap().len(), 2, "{map}");
 
@@ -158,7 +164,7 @@ fn export_then_import_map_gives_same_ids_on_another_host() {
     let d2 = Daemon::start(&ns2, &cfg);
     let r = d2.import(&map);
     r.expect_ok();
-    assert!(r.stdout.contains("4 new users and groups pinned"), "{r}");
+    assert!(r.stdout.contains("pinned 4 new"), "{r}");
     for (db, key) in [
         ("passwd", "alice"),
         ("passwd", "bob"),
@@ -174,7 +180,14 @@ fn export_then_import_map_gives_same_ids_on_another_host() {
     assert_eq!(d2.oidcctl(&["export"]).json(), map);
 
     // Importing the same map again changes nothing; a login (here: claims) keeps the IDs.
-    d2.import(&map).expect_ok();
+    let again = d2.import(&map);
+    again.expect_ok();
+    assert!(again.stdout.contains("pinned 0 new, 4 already"), "{again}");
+    let mut edited = map.clone();
+    edited["users"][0]["uid"] = (edited["users"][0]["uid"].as_u64().unwrap() + 1).into();
+    let r = d2.import(&edited);
+    r.expect_code(1);
+    assert!(r.stderr.contains("checksum mismatch"), "{r}");
     d2.import(&json!([alice_claims()])).expect_ok();
     assert_eq!(
         ns2.getent("passwd", &["alice"]).stdout.split(':').nth(2),

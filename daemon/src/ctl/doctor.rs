@@ -9,9 +9,11 @@
 //! # Layout
 //! - this file: findings, the report and its printing, the configuration check;
 //! - `provider`: discovery, what it advertises, the clock; `daemon`: socket, daemon, database;
-//! - `nss`: nsswitch.conf and the module; `pam`: the stacks, run as Linux-PAM runs them.
+//! - `nss`: nsswitch.conf and the module; `pam`: the stacks, run as Linux-PAM runs them;
+//! - `ids`: this host's IDs against the fleet's rule, its pins and a fleet map.
 
 mod daemon;
+mod ids;
 mod nss;
 mod pam;
 mod provider;
@@ -44,7 +46,7 @@ pub enum Severity {
 /// One result of one check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// The check: config, provider, clock, daemon, database, nss or pam.
+    /// The check: config, provider, clock, daemon, database, ids, nss or pam.
     pub check: &'static str,
     /// How bad it is.
     pub severity: Severity,
@@ -137,8 +139,9 @@ impl Host {
     }
 }
 
-/// Runs every check and prints the findings; returns the exit status.
-pub fn run(config_path: &Path, socket: Option<&Path>, json: bool) -> u8 {
+/// Runs every check and prints the findings; returns the exit status. `map`: a fleet map to
+/// compare this host's IDs with.
+pub fn run(config_path: &Path, socket: Option<&Path>, map: Option<&Path>, json: bool) -> u8 {
     let mut r = Report::default();
     let config = check_config(&mut r, config_path);
     if let Some(c) = &config {
@@ -154,6 +157,7 @@ pub fn run(config_path: &Path, socket: Option<&Path>, json: bool) -> u8 {
         |c| c.cache.db_path.clone(),
     );
     daemon::check_database(&mut r, &db);
+    ids::check(&mut r, &socket, map);
     let host = Host::system();
     nss::check(&mut r, &host);
     pam::check(&mut r, &host);

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
 
 mod doctor;
+pub mod idmap;
 mod show;
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use oidc_proto::client::{self, ClientError, TrustedOwner};
-use oidc_proto::types::{ErrorCode, IdMap, SubjectMove};
+use oidc_proto::types::{ErrorCode, SubjectMove};
 use oidc_proto::{Request, Response};
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
     version,
     about,
     long_about,
-    after_help = "Exit status:\n  0  success\n  1  not found, refused or invalid (the message says which)\n  2  usage error\n  3  oidcd is not running or did not answer\n\nExamples:\n  oidcctl status\n  oidcctl user show alice --json\n  oidcctl import users.json\n  oidcctl export > idmap.json   # then on another host: oidcctl import idmap.json"
+    after_help = "Exit status:\n  0  success\n  1  not found, refused or invalid (the message says which)\n  2  usage error\n  3  oidcd is not running or did not answer\n\nExamples:\n  oidcctl status\n  oidcctl user show alice --json\n  oidcctl import users.json\n  oidcctl export > idmap.json   # then on every host: oidcctl import idmap.json"
 )]
 pub struct Args {
     /// Configuration file (for `config check`, and to find the socket).
@@ -70,27 +71,43 @@ enum Command {
     /// The configuration file.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Pre-provision users (like useradd) or pin another host's UID/GID map.
+    /// Pre-provision users (like useradd) or pin a fleet's ID map.
     ///
     /// FILE is either a JSON array of claim sets, each exactly as the configured provider would
     /// send them in an ID token or userinfo (`sub` required; the provider is the one whose
-    /// issuer the entries' `iss` names, all the same, else the first configured), or a map
-    /// written by `oidcctl export` (for the provider of its issuer). Each user goes through the same mapping,
-    /// protection and access rules as a login. A bad entry is reported with its index and none
-    /// of the file is applied. Use `-` for standard input. A file of claim sets too large for
-    /// one request (1 MiB) is sent in parts and applied at once, still all or nothing.
+    /// issuer the entries' `iss` names, all the same, else the first configured): each user
+    /// goes through the same mapping, protection and access rules as a login, a bad entry is
+    /// reported with its index and none of the file is applied (a file too large for one
+    /// request, 1 MiB, is sent in parts and applied at once). Or FILE is an ID map written by
+    /// `oidcctl export` or `oidcctl idmap merge` (format 2, or format 1 of older releases): its
+    /// checksum and consistency are checked, then every entry is pinned here, in parts that
+    /// each fit one request, after a dry run of all of them; an entry already pinned with the
+    /// same ID is left alone, so configuration management can apply the same map on every run.
+    /// Pinned identities get their IDs when they arrive (and a user or group at once when the
+    /// name is free). Use `-` for standard input.
     Import {
         /// The file.
         file: PathBuf,
+        /// An ID map: check every entry against this host and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Print the UID/GID map (JSON), so other hosts can `oidcctl import` it and give the same
-    /// people the same IDs whatever order they log in.
+    /// Print this host's ID map (JSON, format 2, sealed with a checksum): every provider's
+    /// users and groups with their IDs, and the pins imported here. Import it on every host
+    /// (`oidcctl import`), merged with other hosts' maps (`oidcctl idmap merge`), so that the
+    /// same people and groups keep the same IDs everywhere, whatever order they arrive in.
     Export {
-        /// The provider (its id or issuer) whose users to export; default: the first in the
-        /// configuration.
+        /// Only this provider (its id or issuer).
         #[arg(long, value_name = "ID")]
         provider: Option<String>,
+        /// Write format 1 (one provider, the first when --provider is absent), for hosts still
+        /// running an oidcd older than fleet maps.
+        #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+        format: u8,
     },
+    /// Work on ID map files (no daemon needed).
+    #[command(subcommand)]
+    Idmap(IdmapCmd),
     /// Let an existing local account (in /etc/passwd) log in with the device flow as one
     /// provider identity (migration from local passwords). NSS keeps serving the account from
     /// /etc/passwd; only that identity (its `sub` at the configured issuer) can approve its
@@ -170,9 +187,40 @@ Exit status:
 
 Examples:
   sudo oidcctl doctor
-  sudo oidcctl doctor --json | jq '.findings[] | select(.severity != \"ok\")'"
+  sudo oidcctl doctor --json | jq '.findings[] | select(.severity != \"ok\")'
+  sudo oidcctl doctor --map /etc/oidcd/fleet-idmap.json"
     )]
-    Doctor,
+    Doctor {
+        /// Also compare this host's IDs with this fleet map (an error for every identity whose
+        /// ID here differs). Without it, the pins imported here and the fleet's rule are checked.
+        #[arg(long, value_name = "FILE")]
+        map: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IdmapCmd {
+    /// Check a map: format, checksum, and that no identity has two IDs and no ID two
+    /// identities. Prints its counts.
+    Check {
+        /// The map (`-`: standard input).
+        file: PathBuf,
+    },
+    /// Print the union of several maps (other hosts' exports, a hand-written pin), sealed. An
+    /// identity in several with the same ID appears once; two IDs for one identity, or one ID
+    /// for two identities, are printed as conflicts and nothing is written (exit status 1).
+    Merge {
+        /// The maps.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a map with the checksum of its entries: for a map written or edited by hand
+    /// (format "oidcd-idmap-2"; "checksum" may be empty or absent), e.g. to pin one identity of
+    /// a colliding pair to a chosen ID.
+    Seal {
+        /// The map (`-`: standard input).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,7 +304,34 @@ pub fn main() -> ExitCode {
 fn run(args: &Args) -> u8 {
     let request = match &args.command {
         Command::Config(ConfigCmd::Check) => return config_check(args),
-        Command::Doctor => return doctor::run(&args.config, args.socket.as_deref(), args.json),
+        Command::Doctor { map } => {
+            return doctor::run(
+                &args.config,
+                args.socket.as_deref(),
+                map.as_deref(),
+                args.json,
+            );
+        }
+        Command::Idmap(cmd) => return idmap_command(cmd),
+        Command::Export {
+            provider,
+            format: 2,
+        } => {
+            return export_map(&socket_path(args), provider.as_deref());
+        }
+        Command::Import { file, dry_run } => match import_request(file) {
+            Ok(Imported::Map(map)) => return import_map(&socket_path(args), &map, *dry_run),
+            Ok(Imported::Request(_) | Imported::Parts(_)) if *dry_run => {
+                eprintln!("oidcctl: --dry-run is for ID maps");
+                return EXIT_USAGE;
+            }
+            Ok(Imported::Request(r)) => r,
+            Ok(Imported::Parts(entries)) => return import_in_parts(args, &entries),
+            Err(e) => {
+                eprintln!("oidcctl: {e}");
+                return EXIT_FAILED;
+            }
+        },
         Command::Status => Request::Status,
         Command::User(UserCmd::List) => Request::AdminUserList,
         Command::User(UserCmd::Show { name }) => Request::AdminUserShow { name: name.clone() },
@@ -269,7 +344,7 @@ fn run(args: &Args) -> u8 {
         Command::Group(GroupCmd::List) => Request::AdminGroupList,
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,
-        Command::Export { provider } => Request::AdminExport {
+        Command::Export { provider, .. } => Request::AdminExport {
             provider: provider.clone(),
         },
         Command::Link {
@@ -296,14 +371,6 @@ fn run(args: &Args) -> u8 {
             Err(e) => {
                 eprintln!("oidcctl: {e}");
                 return EXIT_USAGE;
-            }
-        },
-        Command::Import { file } => match import_request(file) {
-            Ok(Import::One(r)) => r,
-            Ok(Import::Parts(entries)) => return import_in_parts(args, &entries),
-            Err(e) => {
-                eprintln!("oidcctl: {e}");
-                return EXIT_FAILED;
             }
         },
     };
@@ -475,10 +542,14 @@ fn migrate_request(
     })
 }
 
-/// An import: one request, or claim sets too many for one request, sent in parts.
-enum Import {
-    One(Request),
+/// What `oidcctl import` sends.
+enum Imported {
+    /// Claim sets, in one request.
+    Request(Request),
+    /// Claim sets too many for one request: sent in parts, applied at once.
     Parts(Vec<Value>),
+    /// An ID map, sent in parts.
+    Map(oidc_proto::types::FleetMap),
 }
 
 /// Longest part of an import, as JSON: under the daemon's request limit with room for the
@@ -487,7 +558,7 @@ const PART_LEN: usize = oidc_proto::frame::MAX_REQUEST_LEN - 4096;
 /// How long applying a staged import may take (100,000 users: seconds).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn import_request(file: &Path) -> Result<Import, String> {
+fn import_request(file: &Path) -> Result<Imported, String> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
             .map_err(|e| format!("reading standard input: {e}"))?
@@ -500,14 +571,14 @@ fn import_request(file: &Path) -> Result<Import, String> {
     let request = match value {
         Value::Array(entries) => {
             if serde_json::to_vec(&entries).map_or(0, |v| v.len()) > PART_LEN {
-                return Ok(Import::Parts(entries));
+                return Ok(Imported::Parts(entries));
             }
             Request::AdminImport { entries }
         }
-        Value::Object(ref o) if o.get("format").and_then(Value::as_str) == Some(IdMap::FORMAT) => {
-            let map: IdMap = serde_json::from_value(value)
-                .map_err(|e| format!("{}: not a valid ID map: {e}", file.display()))?;
-            Request::AdminImportMap { map }
+        Value::Object(ref o) if o.contains_key("format") => {
+            return idmap::parse(value, true)
+                .map(Imported::Map)
+                .map_err(|e| format!("{}: {e}", file.display()));
         }
         _ => {
             return Err(format!(
@@ -526,7 +597,139 @@ fn import_request(file: &Path) -> Result<Import, String> {
             file.display()
         ));
     }
-    Ok(Import::One(request))
+    Ok(Imported::Request(request))
+}
+
+fn idmap_command(cmd: &IdmapCmd) -> u8 {
+    let (map, what) = match cmd {
+        IdmapCmd::Check { file } => match idmap::read(file, true) {
+            Ok(m) => {
+                let problems = idmap::problems(&m);
+                for p in &problems {
+                    eprintln!("oidcctl: {}: {p}", file.display());
+                }
+                if !problems.is_empty() {
+                    return EXIT_FAILED;
+                }
+                println!(
+                    "{}: ok: {} users, {} groups, {}",
+                    file.display(),
+                    m.users.len(),
+                    m.groups.len(),
+                    m.checksum
+                );
+                return EXIT_OK;
+            }
+            Err(e) => {
+                eprintln!("oidcctl: {e}");
+                return EXIT_FAILED;
+            }
+        },
+        IdmapCmd::Merge { files } => {
+            let mut maps = Vec::new();
+            for f in files {
+                match idmap::read(f, true) {
+                    Ok(m) => maps.push(m),
+                    Err(e) => {
+                        eprintln!("oidcctl: {e}");
+                        return EXIT_FAILED;
+                    }
+                }
+            }
+            match idmap::merge(maps) {
+                Ok(m) => (m, "merge"),
+                Err(conflicts) => {
+                    for c in &conflicts {
+                        eprintln!("oidcctl: conflict: {c}");
+                    }
+                    eprintln!(
+                        "oidcctl: {} conflict(s); nothing written: pin one side (oidcctl idmap \
+                         seal of a map with the chosen ID) and merge again",
+                        conflicts.len()
+                    );
+                    return EXIT_FAILED;
+                }
+            }
+        }
+        IdmapCmd::Seal { file } => match idmap::read(file, false) {
+            Ok(m) => (idmap::sealed(m), "seal"),
+            Err(e) => {
+                eprintln!("oidcctl: {e}");
+                return EXIT_FAILED;
+            }
+        },
+    };
+    for p in idmap::problems(&map) {
+        eprintln!("oidcctl: {what}: {p}");
+    }
+    print_map(&map)
+}
+
+fn print_map(map: &oidc_proto::types::FleetMap) -> u8 {
+    let mut out = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut out, map)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("oidcctl: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn export_map(socket: &Path, provider: Option<&str>) -> u8 {
+    match idmap::export(socket, provider) {
+        Ok(map) => print_map(&map),
+        Err(f) => failure(f, socket),
+    }
+}
+
+fn import_map(socket: &Path, map: &oidc_proto::types::FleetMap, dry_run: bool) -> u8 {
+    match idmap::import(socket, map, dry_run) {
+        Ok(said) => {
+            for line in said {
+                println!("{line}");
+            }
+            EXIT_OK
+        }
+        Err(f) => failure(f, socket),
+    }
+}
+
+/// Prints a refusal or an unreachable daemon; the exit status.
+fn failure(f: idmap::Failed, socket: &Path) -> u8 {
+    let resp = match f {
+        idmap::Failed::Unreachable(e) => return unreachable(&e, socket, false, false),
+        idmap::Failed::Answer(resp) => *resp,
+    };
+    match resp {
+        Response::Error {
+            code,
+            message,
+            details,
+        } => {
+            eprintln!("oidcctl: {message}");
+            for d in details {
+                eprintln!("  {d}");
+            }
+            if code == ErrorCode::PermissionDenied {
+                eprintln!("oidcctl: run it as root (sudo oidcctl ...)");
+            }
+            EXIT_FAILED
+        }
+        Response::Unavailable { reason } => {
+            eprintln!("oidcctl: oidcd cannot answer: {reason}");
+            EXIT_FAILED
+        }
+        other => {
+            eprintln!("oidcctl: unexpected answer: {other:?}");
+            EXIT_FAILED
+        }
+    }
 }
 
 /// Sends claim sets in parts of at most [`PART_LEN`] bytes, then asks the daemon to apply
