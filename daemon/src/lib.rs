@@ -14,6 +14,8 @@
 //! - [`server`]: the socket: accepts connections, checks peer credentials, bounds their number,
 //!   stops on request.
 //! - [`handler`]: one function per request, authorised against the peer.
+//! - [`fleet_sim`]: the fleet simulation behind `examples/fleet_sim.rs` (hosts, identities,
+//!   arrival paths and orders, the real allocation rule, the store as a cross-check).
 //! - [`fleet_map`]: the ID map on the socket: export pages, pins from a fleet map, the check
 //!   of this host's IDs that `oidcctl doctor` prints.
 //! - [`state`]: what the handlers share: config, store, local accounts, answer cache.
@@ -36,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod fleet_map;
+pub mod fleet_sim;
 pub mod handler;
 pub mod identity;
 pub mod import;

@@ -19,7 +19,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::config::is_reserved_id;
+use crate::config::{Config, is_reserved_id};
+use crate::identity::ids::{self, IdKind, Who};
+use crate::identity::local::LocalAccounts;
+use crate::identity::mapping;
 
 /// A request's share of the daemon's request limit a part of a map may use.
 const PART_BYTES: usize = oidc_proto::frame::MAX_REQUEST_LEN * 7 / 8;
@@ -215,6 +218,87 @@ pub fn merge(maps: Vec<FleetMap>) -> Result<FleetMap, Vec<String>> {
     } else {
         Err(conflicts)
     }
+}
+
+/// `oidcctl idmap build`: the fleet map of a whole directory (claim sets as the providers send
+/// them), every group and identity pinned in (kind, issuer, key) order by the fleet's rule with
+/// the pins before it skipped ([`ids::pin_in_order`]): no two entries share an ID, and the same
+/// directory gives the same map. Claim sets the mapping rules refuse (or whose provider is not
+/// configured) are left out, each with a note; they get the rule's ID when they arrive.
+pub fn build(cfg: &Config, claims: &[Value]) -> (FleetMap, Vec<String>) {
+    let nobody = LocalAccounts::from_paths(Path::new("/nonexistent"), Path::new("/nonexistent"));
+    let mut notes = Vec::new();
+    let mut users: BTreeMap<(String, String), (String, Option<u32>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), (String, Option<u32>)> = BTreeMap::new();
+    for (index, c) in claims.iter().enumerate() {
+        let p = match c.get("iss").and_then(Value::as_str) {
+            Some(iss) => cfg.provider_by_issuer(iss),
+            None => cfg.default_provider(),
+        };
+        let Some(p) = p else {
+            notes.push(format!(
+                "entry {index}: no configured provider for it: left out"
+            ));
+            continue;
+        };
+        let scoped = cfg.scoped(p);
+        match mapping::map_claims(c, &scoped, &nobody) {
+            Ok(m) => {
+                for g in m.groups {
+                    groups
+                        .entry((p.issuer.clone(), g.provider_name))
+                        .or_insert((g.name, g.gid_from_claim));
+                }
+                users.insert((p.issuer.clone(), m.sub), (m.name, m.uid_from_claim));
+            }
+            Err(r) => notes.push(format!("entry {index}: {r}: left out")),
+        }
+    }
+    let entries = (groups.iter())
+        .map(|((issuer, key), (_, claimed))| {
+            let who = Who {
+                issuer,
+                kind: IdKind::Group,
+                key,
+            };
+            (who, cfg.mapping.gids, *claimed)
+        })
+        .chain(users.iter().map(|((issuer, key), (_, claimed))| {
+            let who = Who {
+                issuer,
+                kind: IdKind::User,
+                key,
+            };
+            (who, cfg.mapping.uids, *claimed)
+        }));
+    let ids = ids::pin_in_order(entries);
+    let mut map = FleetMap::default();
+    let names = (groups.iter().map(|(k, v)| (IdKind::Group, k, &v.0)))
+        .chain(users.iter().map(|(k, v)| (IdKind::User, k, &v.0)));
+    for ((kind, (issuer, key), name), id) in names.zip(ids) {
+        let id = match id {
+            Ok(id) => id,
+            Err(why) => {
+                notes.push(format!("{} {name:?}: {why}: left out", kind.as_str()));
+                continue;
+            }
+        };
+        match kind {
+            IdKind::User => map.users.push(PinnedUser {
+                issuer: issuer.clone(),
+                sub: key.clone(),
+                name: name.clone(),
+                uid: id,
+            }),
+            IdKind::Group => map.groups.push(PinnedGroup {
+                issuer: issuer.clone(),
+                provider_name: key.clone(),
+                name: name.clone(),
+                gid: id,
+            }),
+        }
+    }
+    (sealed(map), notes)
 }
 
 /// `oidcctl export`: every page of this host's map, sealed.
@@ -426,6 +510,34 @@ mod tests {
         let one_id = map(vec![user("c", "carol", 2_000_000)]);
         let e = merge(vec![a, one_id]).unwrap_err();
         assert!(e[0].contains("alice") && e[0].contains("carol"), "{e:?}");
+    }
+
+    /// A directory's map: a colliding pair gets distinct UIDs, the same whatever the order of
+    /// the claim sets; refused claim sets are left out with a note.
+    #[test]
+    fn build_pins_a_directory_without_collisions() {
+        let mut cfg = Config {
+            providers: vec![crate::config::ProviderConfig::for_tests("https://idp")],
+            ..Config::default()
+        };
+        cfg.mapping.uids = crate::config::IdRange {
+            min: 2_000_000,
+            max: 2_000_099,
+        };
+        for p in &mut cfg.providers {
+            p.mapping.uids = cfg.mapping.uids;
+        }
+        let claims: Vec<Value> = (0..60)
+            .map(|i| serde_json::json!({"sub": format!("s{i}"), "preferred_username": format!("u{i}"), "groups": ["dev"]}))
+            .chain([serde_json::json!({"sub": "x", "preferred_username": "root"})])
+            .collect();
+        let (map, notes) = build(&cfg, &claims);
+        assert_eq!((map.users.len(), map.groups.len()), (60, 1));
+        assert!(problems(&map).is_empty(), "{:?}", problems(&map));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let mut reversed = claims.clone();
+        reversed.reverse();
+        assert_eq!(build(&cfg, &reversed).0, map);
     }
 
     /// A large map is cut into parts under the request limit, groups first, nothing lost.

@@ -214,6 +214,16 @@ enum IdmapCmd {
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
     },
+    /// Print the fleet map of a whole directory: FILE holds every identity's claim set, as the
+    /// providers send them (as for oidcctl import; `iss` chooses the provider). Each goes
+    /// through this host's configuration (names, groups); then every group and identity is
+    /// pinned in order, each skipping the IDs pinned before it, so no two share an ID and the
+    /// same directory always gives the same map. Import it on every host before the users
+    /// arrive. Claim sets the rules refuse are left out (listed on stderr).
+    Build {
+        /// The claim sets (`-`: standard input).
+        file: PathBuf,
+    },
     /// Print a map with the checksum of its entries: for a map written or edited by hand
     /// (format "oidcd-idmap-2"; "checksum" may be empty or absent), e.g. to pin one identity of
     /// a colliding pair to a chosen ID.
@@ -312,6 +322,7 @@ fn run(args: &Args) -> u8 {
                 args.json,
             );
         }
+        Command::Idmap(IdmapCmd::Build { file }) => return idmap_build(&args.config, file),
         Command::Idmap(cmd) => return idmap_command(cmd),
         Command::Export {
             provider,
@@ -651,6 +662,7 @@ fn idmap_command(cmd: &IdmapCmd) -> u8 {
                 }
             }
         }
+        IdmapCmd::Build { .. } => return EXIT_USAGE,
         IdmapCmd::Seal { file } => match idmap::read(file, false) {
             Ok(m) => (idmap::sealed(m), "seal"),
             Err(e) => {
@@ -661,6 +673,40 @@ fn idmap_command(cmd: &IdmapCmd) -> u8 {
     };
     for p in idmap::problems(&map) {
         eprintln!("oidcctl: {what}: {p}");
+    }
+    print_map(&map)
+}
+
+fn idmap_build(config: &Path, file: &Path) -> u8 {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return EXIT_FAILED;
+        }
+    };
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+    };
+    let claims: Vec<Value> = match text.and_then(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            format!(
+                "{}: expected a JSON array of claim sets: {e}",
+                file.display()
+            )
+        })
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oidcctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let (map, notes) = idmap::build(&cfg, &claims);
+    for n in &notes {
+        eprintln!("oidcctl: {n}");
     }
     print_map(&map)
 }

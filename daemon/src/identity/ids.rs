@@ -234,6 +234,59 @@ impl<H: HostIds> HostIds for PinnedAlso<'_, H> {
     }
 }
 
+/// Pins for every identity of `entries`, in this order, each the fleet ID its range, claim and
+/// the pins before it give (pinned IDs are skipped): a complete map without collisions, the
+/// same for the same list, whatever any host holds. What `oidcctl idmap build` writes for a
+/// fleet's whole directory; with it applied first, no two identities meet on one ID anywhere.
+/// `Err` for an identity that cannot have one (its claimed ID already pinned, out of range).
+pub fn pin_in_order<'a>(
+    entries: impl IntoIterator<Item = (Who<'a>, IdRange, Option<u32>)>,
+) -> Vec<Result<u32, String>> {
+    let mut pinned = Pinned::default();
+    entries
+        .into_iter()
+        .map(|(who, range, claimed)| {
+            let Ok(found) = fleet_id(&who, range, claimed, &mut pinned);
+            let (id, _) = found?;
+            if let Some(other) = pinned.by_id.get(&id) {
+                return Err(format!(
+                    "{} {id} is already pinned to the {} {:?} at {}",
+                    who.kind.id_name(),
+                    other.0.as_str(),
+                    other.2,
+                    other.1
+                ));
+            }
+            pinned
+                .by_id
+                .insert(id, (who.kind, who.issuer.to_string(), who.key.to_string()));
+            Ok(id)
+        })
+        .collect()
+}
+
+/// The pins made so far by [`pin_in_order`].
+#[derive(Default)]
+struct Pinned {
+    by_id: std::collections::HashMap<u32, (IdKind, String, String)>,
+}
+
+impl HostIds for Pinned {
+    type Error = std::convert::Infallible;
+
+    fn pin_of(&mut self, _: &Who<'_>) -> Result<Option<u32>, Self::Error> {
+        Ok(None)
+    }
+
+    fn pinned_to_other(&mut self, id: u32, _: &Who<'_>) -> Result<bool, Self::Error> {
+        Ok(self.by_id.contains_key(&id))
+    }
+
+    fn holder(&mut self, _: u32, _: &Who<'_>) -> Result<Option<String>, Self::Error> {
+        Ok(None)
+    }
+}
+
 /// A placeholder UID for sshd's provisional entry of `name` (no subject is known before the
 /// login): the first candidate hashed from the name that is neither reserved nor `taken`.
 /// It is not the identity's UID unless they happen to be equal (see `login.ssh_first_uid`).
@@ -408,6 +461,30 @@ mod tests {
         host.held.insert(250_000, "the user y".into());
         let Ok(a) = allocate(&user("x"), R, Some(250_000), &mut host);
         assert!(matches!(a, Allocation::Taken { next: None, .. }), "{a:?}");
+    }
+
+    /// Pinning a list in order gives every identity an ID no earlier one has, the same for the
+    /// same list: a colliding pair's second gets its next candidate.
+    #[test]
+    fn pinning_in_order_never_collides() {
+        let mut seen = HashMap::new();
+        let (x, y) = (0..)
+            .find_map(|i| {
+                let k = format!("k{i}");
+                seen.insert(candidate("i", IdKind::User, &k, 0, R), k.clone())
+                    .map(|other| (other, k))
+            })
+            .unwrap();
+        let ids = pin_in_order([(user(&x), R, None), (user(&y), R, None)]);
+        assert_eq!(
+            ids,
+            [
+                Ok(candidate("i", IdKind::User, &x, 0, R)),
+                Ok(candidate("i", IdKind::User, &y, 1, R))
+            ]
+        );
+        let claimed = pin_in_order([(user(&x), R, Some(250_000)), (user(&y), R, Some(250_000))]);
+        assert!(claimed[1].is_err(), "{claimed:?}");
     }
 
     /// Reserved IDs are skipped (the same on every host); the provisional placeholder skips
