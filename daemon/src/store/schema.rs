@@ -119,6 +119,10 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         PRIMARY KEY (kind, issuer, key)
     );
+    -- Every new ID is checked against users.gid too (a user's private group): without an
+    -- index each check scans the table. The NSS work adds the same index; IF NOT EXISTS lets
+    -- both migrations run.
+    CREATE INDEX IF NOT EXISTS users_by_gid ON users(gid);
     ",
 ];
 
