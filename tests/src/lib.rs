@@ -31,6 +31,8 @@
 //!   unprivileged uid), and what the daemon process holds meanwhile (`/proc`).
 //! - [`load`]: the load test: concurrent NSS clients and device-flow logins, the daemon's
 //!   memory, threads and descriptors before, during and after.
+//! - [`fleet`]: the fleet rule's first UID candidate as the daemon computes it, and a search
+//!   for two subjects whose UIDs collide (issue 13).
 //! - [`scenario`]: steps many login tests share (a namespace with the PAM service, `id -Gn`, a
 //!   reload that is waited for).
 //! - [`util`]: temporary directories, free ports, running a command with a timeout and
@@ -40,6 +42,7 @@
 //! (run with `--nocapture`, or read nextest's output for failing tests).
 
 pub mod daemon;
+pub mod fleet;
 pub mod hostile;
 pub mod load;
 pub mod mock;

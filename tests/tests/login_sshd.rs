@@ -34,16 +34,19 @@ fn gid(ns: &Namespace, group: &str) -> String {
     r.stdout.split(':').nth(2).unwrap().to_string()
 }
 
-/// alice's first login over SSH: sshd sees her before authentication (the provisional entry,
-/// no "Invalid user"), the client gets one prompt with URL, code and host, and after the
-/// approval `id` in the session shows the provisional UID, her provider groups and `sudo`.
-/// Her second login keeps the UID; `getent passwd` from any other program never sees
-/// provisional entries.
+/// With `login.ssh_first_uid = "provisional"`, alice's first login over SSH: sshd sees her
+/// before authentication (the provisional entry, no "Invalid user"), the client gets one prompt
+/// with URL, code and host, and after the approval `id` in the session shows the provisional
+/// UID, her provider groups and `sudo`. Her second login keeps the UID; `getent passwd` from
+/// any other program never sees provisional entries. (At the default, "fleet", the first login
+/// is refused once and the account gets the fleet UID: `fleet::alice_by_ssh_on_one_host_and_at_the_console_on_another_gets_one_uid`.)
 #[test]
 fn first_ssh_login_of_a_new_user_succeeds_through_the_provisional_entry() {
     let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
     let ns = Namespace::builder().pam_dir().start();
-    let d = Daemon::start(&ns, &config(&op));
+    let mut cfg = config(&op);
+    cfg.set("login", "ssh_first_uid", "\"provisional\"");
+    let d = Daemon::start(&ns, &cfg);
     let sshd = Sshd::start(&ns);
     // What oidcd checks against login.ssh_programs.
     let exe = std::fs::read_link(format!("/proc/{}/exe", sshd.pid())).unwrap();
@@ -159,14 +162,17 @@ fn another_person_approving_over_ssh_is_not_authenticated() {
 }
 
 /// The SSH user presses Enter before approving and approves 3.5 s later (the daemon has
-/// answered "pending" meanwhile): still one prompt, and the login succeeds. (The module's
+/// answered "pending" meanwhile): still one prompt, and the login succeeds (a first login
+/// that keeps its provisional UID, `login.ssh_first_uid = "provisional"`). (The module's
 /// "Waiting for approval..." is held back by sshd and arrives empty at the end: OpenSSH
 /// delivers PAM_TEXT_INFO only with a following prompt.)
 #[test]
 fn ssh_login_with_enter_before_approval_succeeds() {
     let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
     let ns = Namespace::builder().pam_dir().start();
-    let _d = Daemon::start(&ns, &config(&op));
+    let mut cfg = config(&op);
+    cfg.set("login", "ssh_first_uid", "\"provisional\"");
+    let _d = Daemon::start(&ns, &cfg);
     let sshd = Sshd::start(&ns);
     let login = ssh_login_with(
         &sshd,
@@ -243,12 +249,14 @@ fn a_frozen_daemon_costs_a_local_password_login_under_3s() {
 /// She logs in. With `login.max_logins_per_source = 3` all four come from one address, so her
 /// login evicts the oldest idle one, whose user is told why when they press Enter. Before, the
 /// fourth got "too many logins in progress for alice" and a password prompt she cannot answer.
+/// (Her first login keeps its provisional UID: `login.ssh_first_uid = "provisional"`.)
 #[test]
 fn idle_attempts_naming_alice_do_not_lock_her_out() {
     let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
     let ns = Namespace::builder().pam_dir().start();
     let mut cfg = config(&op);
     cfg.set("login", "max_logins_per_source", "3");
+    cfg.set("login", "ssh_first_uid", "\"provisional\"");
     let d = Daemon::start(&ns, &cfg);
     let sshd = Sshd::start_with(&ns, Stack::Shipped);
     let prompt_timeout = Duration::from_secs(20);
@@ -302,15 +310,18 @@ fn idle_attempts_naming_alice_do_not_lock_her_out() {
     drop(idle);
 }
 
-/// issue 15 #6 with the real sshd and OpenSSH client: while alice waits at the device prompt
-/// (sshd holds her provisional UID), an ID-map import gives that UID to mallory. Her entry is
-/// withdrawn, and her approved login is refused instead of ending with another UID than the
-/// one sshd would run her session as; mallory alone has the UID.
+/// issue 15 #6 with the real sshd and OpenSSH client, under `login.ssh_first_uid =
+/// "provisional"`: while alice waits at the device prompt (sshd holds her provisional UID), an
+/// ID-map import gives that UID to mallory. Her entry is withdrawn, and her approved login is
+/// refused instead of ending with another UID than the one sshd would run her session as;
+/// mallory alone has the UID.
 #[test]
 fn a_provisional_uid_given_away_meanwhile_refuses_the_ssh_login() {
     let op = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
     let ns = Namespace::builder().pam_dir().start();
-    let d = Daemon::start(&ns, &config(&op));
+    let mut cfg = config(&op);
+    cfg.set("login", "ssh_first_uid", "\"provisional\"");
+    let d = Daemon::start(&ns, &cfg);
     let sshd = Sshd::start(&ns);
     let client = OpenSsh::spawn(&sshd, "alice", "id -un");
     let text = client
@@ -341,7 +352,7 @@ fn a_provisional_uid_given_away_meanwhile_refuses_the_ssh_login() {
     assert!(
         d.logs().contains(&format!(
             "alice resolved to UID {uid} when the login began, and the program running it \
-             holds that UID: it now belongs to the oidcd user mallory"
+             holds that UID: it now belongs to the user mallory"
         )),
         "{}",
         d.logs()
