@@ -146,6 +146,7 @@ fn shipped_defaults_uncommented_are_the_defaults() {
     assert_eq!(c.claims.uid, Some(ClaimPath("uid_number".into())));
     let claims = ClaimsConfig {
         uid: Some(ClaimPath("uid_number".into())),
+        gid: Some(ClaimPath("group_gids".into())),
         domain: Some(ClaimPath("hd".into())),
         ssh_keys: Some(ClaimPath("ssh_public_keys".into())),
         ..Config::default().claims

@@ -168,8 +168,10 @@ enum Command {
     /// (discovery reachable, issuer, device endpoint and signing keys, algorithms, grant and
     /// scopes it lists); this host's clock against the provider's Date header; the daemon
     /// (socket and its directory, running, its version and configuration); the database's
-    /// owner and mode; nsswitch.conf (oidc on passwd and group, after files; libnss_oidc.so.2
-    /// installed); and every PAM service that uses pam_oidc.so (run as Linux-PAM would, root
+    /// owner and mode; the IDs (an identity whose ID is not its pin in an imported map is an
+    /// error, one whose ID is not the fleet's rule's a warning; with --map, every disagreement
+    /// with that fleet map is an error); nsswitch.conf (oidc on passwd and group, after files;
+    /// libnss_oidc.so.2 installed); and every PAM service that uses pam_oidc.so (run as Linux-PAM would, root
     /// and a local user must still get in with their local password whatever pam_oidc answers,
     /// daemon down or module missing included). Each finding is printed as ok, WARN or ERROR,
     /// with a fix. Run it as root: the configuration may be readable by root only.
@@ -178,7 +180,8 @@ enum Command {
 (but within login.clock_skew) or not checkable; device grant or a configured scope not
 listed by the provider; daemon not restarted after an upgrade or a configuration change;
 database or its directory readable by others, or not created yet; initgroups line without
-oidc; [NOTFOUND=return] before oidc; oidc on shadow; no PAM service using pam_oidc yet.
+oidc; [NOTFOUND=return] before oidc; oidc on shadow; no PAM service using pam_oidc yet; an
+identity whose ID is not the one the fleet's rule gives (left by an earlier release).
 
 Exit status:
   0  no errors (warnings allowed)
