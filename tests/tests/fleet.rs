@@ -194,8 +194,9 @@ fn console(ns: &Namespace, op: &Provider, who: &str) -> bool {
 /// hosts A and B: each host gives the first its UID and refuses the second, logging a message
 /// that names both and how to pin one; neither ever gets another number. The fix the message
 /// gives: a fleet map (`oidcctl idmap build` of the directory) imported first on hosts C and D;
-/// then the pair arrives in opposite orders there and both hosts give both the same UIDs. The
-/// map imports on A (it agrees) and is refused on B, naming ben, whose UID there it would change.
+/// then the pair arrives in opposite orders there and both hosts give both the same UIDs. On A
+/// and B, the map imports where it agrees and is refused where it would change a UID, naming
+/// the user, and `oidcctl doctor --map` reports that user.
 #[test]
 fn a_colliding_pair_in_opposite_orders_is_refused_alike_and_a_fleet_map_settles_it() {
     let (op, [ann, ben], uid) = provider_with_a_colliding_pair();
@@ -257,22 +258,38 @@ fn a_colliding_pair_in_opposite_orders_is_refused_alike_and_a_fleet_map_settles_
         assert_eq!(uid_of(ns, "ben"), Some(ben_uid));
     }
 
-    // On the hosts that met the pair without it: A agrees with the map; B gave ben the other
-    // UID and says so, changing nothing.
-    let on_a = daemons[0].import(&map);
-    let on_b = daemons[1].import(&map);
-    if ann_uid == uid {
-        on_a.expect_ok();
-        assert_eq!(uid_of(a, "ben"), Some(ben_uid));
-        on_b.expect_code(1);
-        assert!(
-            on_b.stderr.contains("\"ben\"") && on_b.stderr.contains(&uid.to_string()),
-            "{on_b}"
-        );
-        assert_eq!(uid_of(b, "ben"), Some(uid));
+    // On the hosts that met the pair without the map, the one whose first arrival the map
+    // keeps agrees with it and takes it; the other gave the map's loser the collided UID, and
+    // import and doctor say so, changing nothing. (Which is which follows the subjects' order.)
+    let (loser, loser_sub, loser_uid) = if ann_uid == uid {
+        ("ben", &ben, ben_uid)
     } else {
-        on_b.expect_ok();
-        on_a.expect_code(1);
-        assert!(on_a.stderr.contains("\"ann\""), "{on_a}");
-    }
+        ("ann", &ann, ann_uid)
+    };
+    let (agrees, disagrees) = if loser == "ben" { (0, 1) } else { (1, 0) };
+    daemons[agrees].import(&map).expect_ok();
+    assert_eq!(uid_of(&hosts[agrees], loser), Some(loser_uid));
+    let refused = daemons[disagrees].import(&map);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!("\"{loser}\""))
+            && refused
+                .stderr
+                .contains(&format!("has UID {uid} here, the map says {loser_uid}")),
+        "{refused}"
+    );
+    assert_eq!(uid_of(&hosts[disagrees], loser), Some(uid));
+    let file = daemons[disagrees]
+        .dir()
+        .write("fleet.json", map.to_string(), 0o600);
+    let doctor = daemons[disagrees].oidcctl(&["doctor", "--map", &file.to_string_lossy()]);
+    assert!(
+        doctor.stdout.lines().any(|l| l.starts_with("ERROR")
+            && l.contains("ids")
+            && l.contains(&format!("user {loser} ({loser_sub:?}"))
+            && l.contains(&format!(
+                "has UID {uid} here, the fleet map says {loser_uid}"
+            ))),
+        "{doctor}"
+    );
 }
