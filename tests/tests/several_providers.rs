@@ -141,8 +141,10 @@ fn two_providers_side_by_side() {
 }
 
 /// Over SSH the name alone reaches the right provider, at a first login: `ssh alice-ext@host`
-/// gets sshd the contractors' provisional entry, a prompt with the contractors' provider's URL,
-/// and after alice approves there a session as `alice-ext` with that provider's groups.
+/// gets sshd the contractors' provisional entry and a prompt with the contractors' provider's
+/// URL; after alice approves there, her account is made (with the contractors' fleet UID, so
+/// this first connection is told to connect again), and her next connection is a session as
+/// `alice-ext` with that provider's groups.
 #[test]
 fn over_ssh_the_name_reaches_its_provider() {
     let staff = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
@@ -151,20 +153,25 @@ fn over_ssh_the_name_reaches_its_provider() {
     let ns = Namespace::builder().pam_dir().start();
     let d = Daemon::start(&ns, &config(&staff, &contractors));
     let sshd = Sshd::start(&ns);
-    let l = ssh_login(
-        &sshd,
-        "alice-ext",
-        Some(Approver::user(&contractors, "alice")),
-        Some("id -un; id -Gn"),
-    );
+    let login = || {
+        ssh_login(
+            &sshd,
+            "alice-ext",
+            Some(Approver::user(&contractors, "alice")),
+            Some("id -un; id -Gn"),
+        )
+    };
+    let first = login();
+    let p = first.prompt.as_ref().expect("no prompt with a code");
+    assert!(p.url.starts_with(&contractors.issuer()), "{}", p.text);
+    assert!(!first.authenticated(), "{first}");
+    let l = login();
     assert!(
         l.authenticated(),
         "{l}\n--- sshd ---\n{}\n--- oidcd ---\n{}",
         sshd.logs(),
         d.logs()
     );
-    let p = l.prompt.as_ref().expect("no prompt with a code");
-    assert!(p.url.starts_with(&contractors.issuer()), "{}", p.text);
     let out = l.command().expect("no command ran");
     let out = out["stdout"].as_str().unwrap();
     assert!(out.starts_with("alice-ext\n"), "{out}");
