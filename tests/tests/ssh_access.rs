@@ -59,7 +59,8 @@ fn device_login(sshd: &Sshd, op: &Provider, who: &str, cmd: &str) -> Run {
     client.finish(CLIENT_TIMEOUT)
 }
 
-/// A refused SSH login (bob approves alice's code) leaves no home behind; alice's first session
+/// A refused SSH login (bob approves alice's code, or her own first connection, which the
+/// fleet's UID rule ends with "connect again") leaves no home behind; alice's first session
 /// through the shipped stack starts in a new /home/alice: hers, mode 0700, with the skeleton's
 /// files (0600: the stack's `umask=0077`), and sshd says nothing about a missing home.
 #[test]
@@ -72,6 +73,12 @@ fn the_first_ssh_session_gets_a_home_and_a_refused_login_none() {
 
     let refused = device_login(&sshd, &op, "bob", "id -un");
     assert_ne!(refused.stdout.trim(), "alice", "{refused}");
+    assert!(!home.exists(), "a refused login made {}", home.display());
+
+    // The fleet's rule (`login.ssh_first_uid = "fleet"`): alice's first connection creates her
+    // account with her fleet UID and is refused ("connect again"), with no session, so no home.
+    let first = device_login(&sshd, &op, "alice", "id -un");
+    assert_ne!(first.stdout.trim(), "alice", "{first}");
     assert!(!home.exists(), "a refused login made {}", home.display());
 
     let cmd = format!("pwd; stat -c '%a %u %U' . {MARKER}; cat {MARKER}");
