@@ -7,8 +7,8 @@
 //!
 //! **The daemon** answers everything else: no map, a map behind the store (a change is being
 //! written), replaced, expired, untrusted or corrupt. If the daemon cannot be asked (down,
-//! frozen, or it says it is unavailable) and the map, even behind, is within its `valid_until`
-//! and has the entry, the map answers; otherwise UNAVAIL. The loop guard ([`crate::bypass`])
+//! frozen, or it says it is unavailable or busy) and the map, even behind or just replaced, is
+//! within its `valid_until` and has the entry, the map answers; otherwise UNAVAIL. The loop guard ([`crate::bypass`])
 //! is read once per process before anything (so the daemon's own helpers never see its users
 //! in the map) and again before asking the daemon.
 //!
@@ -29,7 +29,7 @@ use std::time::Duration;
 use oidc_proto::client::{self, ClientError, TrustedOwner};
 use oidc_proto::nss_map::{GroupRecord, MapView, UserRecord};
 use oidc_proto::paths::SOCKET_PATH;
-use oidc_proto::types::{UnixGroup, UnixUser};
+use oidc_proto::types::{ErrorCode, UnixGroup, UnixUser};
 use oidc_proto::{Request, Response};
 
 use crate::mapping::Freshness;
@@ -65,7 +65,7 @@ pub enum Answer<T> {
     Found(T),
     /// The daemon said there is no such entry.
     NotFound,
-    /// The daemon could not be asked, or said it is unavailable: the map may stand in.
+    /// The daemon could not be asked, or said it is unavailable or busy: the map may stand in.
     Unreachable,
     /// The daemon answered something unusable (an error, a malformed or foreign entry).
     Unavail,
@@ -525,7 +525,16 @@ fn ask<T>(
 ) -> Answer<T> {
     match daemon.call(request) {
         Ok(Response::NotFound) => Answer::NotFound,
-        Ok(Response::Unavailable { .. }) | Err(_) => Answer::Unreachable,
+        // Busy is not an answer about the entry: the map (even behind the store) may stand in,
+        // as for a daemon that cannot be asked.
+        Ok(
+            Response::Unavailable { .. }
+            | Response::Error {
+                code: ErrorCode::Busy,
+                ..
+            },
+        )
+        | Err(_) => Answer::Unreachable,
         Ok(answer) => accept(answer).map_or(Answer::Unavail, Answer::Found),
     }
 }

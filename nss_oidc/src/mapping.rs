@@ -50,9 +50,11 @@ pub const RETRY_MS: u64 = 100;
 pub enum Freshness {
     /// State "current" and within `valid_until`: hits and misses are answered from it.
     Current,
-    /// State "behind the store" within `valid_until`: only if the daemon cannot answer.
+    /// State "behind the store" or "replaced" (a newer map is in place, not yet mapped here)
+    /// within `valid_until`: only if the daemon cannot answer. Either is at most one change
+    /// behind, as a map whose daemon is down is.
     Behind,
-    /// Replaced or expired: never answers.
+    /// Expired, or an unknown state: never answers.
     Unusable,
 }
 
@@ -63,7 +65,7 @@ pub fn freshness(state: u8, valid_until: i64, now: i64) -> Freshness {
     }
     match state {
         oidc_proto::nss_map::STATE_CURRENT => Freshness::Current,
-        oidc_proto::nss_map::STATE_BEHIND => Freshness::Behind,
+        oidc_proto::nss_map::STATE_BEHIND | STATE_REPLACED => Freshness::Behind,
         _ => Freshness::Unusable,
     }
 }
@@ -307,12 +309,13 @@ fn refresh(local: &mut Local, now: i64, now_ms: u64) {
 mod tests {
     use super::*;
 
-    /// The freshness rule: current or behind only before `valid_until`; replaced never.
+    /// The freshness rule: current, or behind or replaced (a stand-in only), before
+    /// `valid_until`; nothing after it.
     #[test]
     fn freshness_rule() {
         assert_eq!(freshness(0, 100, 99), Freshness::Current);
         assert_eq!(freshness(1, 100, 99), Freshness::Behind);
-        assert_eq!(freshness(2, 100, 99), Freshness::Unusable);
+        assert_eq!(freshness(2, 100, 99), Freshness::Behind);
         assert_eq!(freshness(7, 100, 99), Freshness::Unusable);
         assert_eq!(freshness(0, 100, 100), Freshness::Unusable);
         assert_eq!(freshness(1, 100, 1000), Freshness::Unusable);

@@ -6,7 +6,7 @@
 //! itself (about 45 s). Run it on a quiet machine, with release binaries:
 //!
 //!     cargo build --release --workspace --locked
-//!     sudo flock /work/.heavy.lock cargo bench -p oidcd-tests --bench load
+//!     sudo cargo bench -p oidcd-tests --bench load
 //!
 //! `LOAD_SECONDS`, `LOAD_LOGINS` and `LOAD_CLIENTS_PER_UID` change the size.
 

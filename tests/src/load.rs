@@ -156,8 +156,13 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
     let who = std::iter::once((0, spec.root_clients))
         .chain(spec.uids.iter().map(|&u| (u, spec.clients_per_uid)));
     for (u, threads) in who {
-        let mut cmd = ns.command("setpriv");
-        cmd.arg(format!("--reuid={u}"))
+        // At nice 19: the clients stand for a host's background load. Served by the NSS map,
+        // each thread is a CPU loop (hundreds of thousands of lookups a second on 2 cores), and
+        // at normal priority they would starve the test's own provider, which runs here and
+        // not on another machine as a real one does.
+        let mut cmd = ns.command("nice");
+        cmd.args(["-n", "19", "setpriv"])
+            .arg(format!("--reuid={u}"))
             .arg(format!("--regid={u}"))
             .args(["--clear-groups", "--"])
             .arg(paths::nss_load())

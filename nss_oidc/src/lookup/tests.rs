@@ -81,7 +81,6 @@ fn client_errors() -> Vec<ClientError> {
 fn non_entry_answers() -> Vec<Response> {
     vec![
         Response::error(ErrorCode::Internal, "boom"),
-        Response::error(ErrorCode::Busy, "later"),
         Response::UnsupportedVersion { supported: vec![2] },
         Response::LoginPending,
         Response::Done {
@@ -127,7 +126,8 @@ fn daemon_not_found_is_notfound() {
 }
 
 /// Every client error (daemon down, frozen, impostor, other version, garbage) and the
-/// daemon's "unavailable" mean the daemon could not be asked (UNAVAIL, or the map stands in).
+/// daemon's "unavailable" and "busy" mean the daemon could not be asked (UNAVAIL, or the map
+/// stands in).
 #[test]
 fn every_client_error_is_unreachable() {
     for i in 0..client_errors().len() {
@@ -142,6 +142,11 @@ fn every_client_error_is_unreachable() {
         })
     };
     for (what, k) in every_lookup(down) {
+        assert_eq!(k, "unreachable", "{what}");
+    }
+    // Busy (its connection limits reached): not an answer about the entry either.
+    let busy = || Fake::answering(Response::error(ErrorCode::Busy, "later"));
+    for (what, k) in every_lookup(busy) {
         assert_eq!(k, "unreachable", "{what}");
     }
 }
