@@ -89,6 +89,8 @@ pub fn rule(req: &Request) -> Rule {
         Request::LoginStart { .. } => ("login_start", Root, Slow),
         Request::LoginWait { .. } => ("login_wait", Root, Slow),
         Request::LoginCancel { .. } => ("login_cancel", Root, Slow),
+        // A wrong code is answered after a pause.
+        Request::LoginResume { .. } => ("login_resume", Root, Slow),
         // Checks that the provider is unreachable (seconds) and a slow hash.
         Request::OfflineLogin { .. } => ("offline_login", Root, Slow),
         Request::OfflineSetPin { .. } => ("offline_set_pin", Root, Slow),

@@ -73,6 +73,12 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
             let resp = auth::login::start(state, peer, &user, &service, rhost, tty);
             crate::offline::offer(state, &user, resp)
         }
+        Request::LoginResume {
+            user,
+            service,
+            rhost,
+            code,
+        } => auth::resume::resume(state, &user, &service, rhost.as_deref(), &code),
         Request::OfflineLogin { user, service, pin } => {
             crate::offline::login(state, &user, &service, &pin)
         }

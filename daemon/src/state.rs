@@ -46,6 +46,8 @@ pub struct State {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// Offline PIN invitations and tries.
     pub offline: crate::offline::Offline,
+    /// Codes that let a refused first SSH login's next connection in without a new approval.
+    pub resume: crate::auth::resume::Tickets,
 }
 
 /// Why [`State::store`] failed. Each variant says how the caller reacts.
@@ -93,6 +95,7 @@ impl State {
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
+            resume: crate::auth::resume::Tickets::default(),
             nss_map: crate::nss_map::NssMap::default(),
             staged_import: Mutex::new(None),
         }
@@ -112,6 +115,7 @@ impl State {
             started: Instant::now(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
             offline: crate::offline::Offline::default(),
+            resume: crate::auth::resume::Tickets::default(),
             nss_map: crate::nss_map::NssMap::default(),
             staged_import: Mutex::new(None),
         }

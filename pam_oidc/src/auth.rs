@@ -36,6 +36,7 @@ use pam::constants::PamResultCode;
 
 use crate::args::Options;
 use crate::prompt;
+use crate::resume::Resumed;
 use crate::syslog::{Level, Log};
 
 /// Budget for connecting to the daemon (a Unix socket: instant unless its backlog is full).
@@ -298,9 +299,19 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             rhost: who.rhost.clone(),
             tty: who.tty.clone(),
         };
-        let answer = daemon
+        let mut answer = daemon
             .call(&start, START_DEADLINE)
             .map_err(AuthError::Daemon)?;
+        if matches!(answer, Response::ResumeAvailable { .. }) {
+            // The last connection was refused after its approval and showed a code. Given up
+            // (Enter), the login goes on with a device code, asked for once more.
+            if self.resume_login(&mut daemon, who)? == Resumed::Yes {
+                return Ok(());
+            }
+            answer = daemon
+                .call(&start, START_DEADLINE)
+                .map_err(AuthError::Daemon)?;
+        }
         let login = match Step::from(answer) {
             Step::Started(login) => login,
             // The provider cannot be used, and this user has an offline PIN.
@@ -501,6 +512,8 @@ impl From<Response> for Step {
             Response::LoginPending => Self::Pending,
             Response::LoginApproved { user, offline_pin } => Self::Approved(user, offline_pin),
             Response::OfflineAvailable { .. } => Self::Offline,
+            // Handled where `LoginStart` is answered; anywhere else it is out of place.
+            other @ Response::ResumeAvailable { .. } => Self::Unexpected(response_kind(&other)),
             Response::LoginFailed { reason, message } => Self::Failed(reason, message),
             Response::Unavailable { reason } => Self::Unavailable(reason),
             Response::LoginPossible => Self::Possible,
@@ -562,6 +575,7 @@ pub fn response_kind(answer: &Response) -> &'static str {
         Response::LoginApproved { .. } => "login_approved",
         Response::LoginFailed { .. } => "login_failed",
         Response::OfflineAvailable { .. } => "offline_available",
+        Response::ResumeAvailable { .. } => "resume_available",
         Response::Account { .. } => "account",
         Response::SshKeys(_) => "ssh_keys",
         Response::Status(_) => "status",

@@ -10,6 +10,7 @@ mod hooks;
 pub mod local;
 pub mod offline;
 pub mod prompt;
+pub mod resume;
 pub mod session;
 pub mod syslog;
 #[cfg(test)]

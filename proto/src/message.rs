@@ -112,6 +112,19 @@ pub enum Request {
         /// From [`LoginPrompt::login_id`].
         login_id: String,
     },
+    /// PAM `auth`: finish a first SSH login with the code its refused connection showed
+    /// (after [`Response::ResumeAvailable`]). An empty code gives the code up: the next
+    /// `LoginStart` starts a device-flow login.
+    LoginResume {
+        /// PAM_USER.
+        user: String,
+        /// PAM_SERVICE.
+        service: String,
+        /// PAM_RHOST, when set.
+        rhost: Option<String>,
+        /// The code typed.
+        code: Secret,
+    },
     /// PAM `auth`, `[offline]`: log in with the offline PIN while the identity provider cannot
     /// be reached (after [`Response::OfflineAvailable`]).
     OfflineLogin {
@@ -301,6 +314,12 @@ impl Request {
             },
             Self::LoginWait { login_id: id() },
             Self::LoginCancel { login_id: id() },
+            Self::LoginResume {
+                user: name(),
+                service: "sshd".into(),
+                rhost: None,
+                code: Secret::new("BCDFGHJK"),
+            },
             Self::OfflineLogin {
                 user: name(),
                 service: "sshd".into(),
@@ -434,6 +453,14 @@ pub enum Response {
         /// ([`Request::OfflineSetPin`]). Absent otherwise, and from older daemons.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         offline_pin: Option<u32>,
+    },
+    /// Answer to [`Request::LoginStart`] when this user's previous connection from the same
+    /// place was refused only because it held another UID (a first SSH login under
+    /// `login.ssh_first_uid = "fleet"`) and showed a code: ask for it
+    /// ([`Request::LoginResume`]) instead of a new device-flow approval.
+    ResumeAvailable {
+        /// PAM_USER.
+        user: String,
     },
     /// Answer to [`Request::LoginStart`] when the identity provider cannot be used but this
     /// user may log in with their offline PIN ([`Request::OfflineLogin`]).

@@ -246,6 +246,56 @@ impl SshLogin {
     pub fn command(&self) -> Option<&Value> {
         self.events.iter().find(|e| e["event"] == "command")
     }
+
+    /// The code a refused first login showed for its next connection ("... enter the code
+    /// BCDF-GHJK when asked ...").
+    pub fn resume_code(&self) -> Option<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "info_request")
+            .filter_map(|e| e["instruction"].as_str())
+            .find_map(|text| {
+                let at = text.find(RESUME_CODE_BEFORE)? + RESUME_CODE_BEFORE.len();
+                text.get(at..at + 9).map(str::to_string)
+            })
+    }
+}
+
+/// What comes before the code in a refused first SSH login's message.
+const RESUME_CODE_BEFORE: &str = "enter the code ";
+/// Part of the module's question for that code (pam_oidc's `resume.rs`).
+pub const RESUME_PROMPT: &str = "was approved and showed a code";
+
+/// Connects to `sshd` as `user` with keyboard-interactive and, asked for the code the last
+/// connection showed, types `code`; runs `cmd` in a session if authenticated.
+pub fn ssh_resume(sshd: &Sshd, user: &str, code: &str, cmd: Option<&str>) -> SshLogin {
+    let mut c = Command::new(util::python3());
+    c.arg(paths::tests_dir().join("tools/kbdint_client.py"))
+        .args(["127.0.0.1", &sshd.port().to_string(), user])
+        .args(["--interactive", "--timeout", "60"]);
+    if let Some(cmd) = cmd {
+        c.args(["--cmd", cmd]);
+    }
+    let mut client = Interactive::spawn(&mut c);
+    let asked = client.wait_output(pam::PROMPT_TIMEOUT, |out, _| {
+        out.lines()
+            .any(|l| l.contains("\"info_request\"") && l.contains(RESUME_PROMPT))
+    });
+    if asked {
+        client.write(&format!("{code}\n"));
+    }
+    let (run, _) = client.finish(Duration::from_secs(60));
+    let events = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    SshLogin {
+        events,
+        prompt: None,
+        approval: None,
+        client: run,
+    }
 }
 
 impl std::fmt::Display for SshLogin {

@@ -9,7 +9,7 @@
 use oidcd_tests::fleet::{UIDS, colliding_subjects, first_uid};
 use oidcd_tests::pam::{Approver, PamLogin, SERVICE};
 use oidcd_tests::scenario::{login_as, pam_namespace};
-use oidcd_tests::sshd::{Sshd, ssh_login};
+use oidcd_tests::sshd::{Sshd, ssh_login, ssh_resume};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, Run, free_port};
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ fn gid_of(ns: &Namespace, name: &str) -> Option<u32> {
 
 /// alice logs in over SSH first on host A and gets the connection refused once ("connect
 /// again": sshd held her provisional UID), with her account already made there; her next
-/// connection logs in. Returns her UID as `id -u` showed it in the session.
+/// connection logs in with the code the first one showed, without a second approval. Returns her UID as `id -u` showed it in the session.
 fn ssh_first_on(ns: &Namespace, d: &Daemon<'_>, op: &Provider) -> u32 {
     let sshd = Sshd::start(ns);
     let first = ssh_login(
@@ -53,12 +53,10 @@ fn ssh_first_on(ns: &Namespace, d: &Daemon<'_>, op: &Provider) -> u32 {
         d.logs()
     );
     let made = uid_of(ns, "alice").unwrap_or_else(|| panic!("no account made:\n{}", d.logs()));
-    let second = ssh_login(
-        &sshd,
-        "alice",
-        Some(Approver::user(op, "alice")),
-        Some("id -u"),
-    );
+    let code = first
+        .resume_code()
+        .unwrap_or_else(|| panic!("no code shown:\n{first}"));
+    let second = ssh_resume(&sshd, "alice", &code, Some("id -u"));
     assert!(second.authenticated(), "{second}\n{}", d.logs());
     let shown = second.command().expect("no command ran")["stdout"]
         .as_str()

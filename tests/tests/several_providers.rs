@@ -8,7 +8,7 @@
 use oidcd_tests::pam::Approver;
 use oidcd_tests::provider::{CLIENT_ID, CLIENT_SECRET};
 use oidcd_tests::scenario::{groups_of, login_as as login, pam_namespace};
-use oidcd_tests::sshd::{Sshd, ssh_login};
+use oidcd_tests::sshd::{Sshd, ssh_login, ssh_resume};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider};
 use serde_json::json;
 
@@ -143,8 +143,8 @@ fn two_providers_side_by_side() {
 /// Over SSH the name alone reaches the right provider, at a first login: `ssh alice-ext@host`
 /// gets sshd the contractors' provisional entry and a prompt with the contractors' provider's
 /// URL; after alice approves there, her account is made (with the contractors' fleet UID, so
-/// this first connection is told to connect again), and her next connection is a session as
-/// `alice-ext` with that provider's groups.
+/// this first connection is told to connect again, with a code), and her next connection,
+/// giving that code, is a session as `alice-ext` with that provider's groups.
 #[test]
 fn over_ssh_the_name_reaches_its_provider() {
     let staff = Provider::start(&[("OP_AUTO_CONSENT", "1")]);
@@ -165,7 +165,10 @@ fn over_ssh_the_name_reaches_its_provider() {
     let p = first.prompt.as_ref().expect("no prompt with a code");
     assert!(p.url.starts_with(&contractors.issuer()), "{}", p.text);
     assert!(!first.authenticated(), "{first}");
-    let l = login();
+    let code = first
+        .resume_code()
+        .unwrap_or_else(|| panic!("no code shown:\n{first}"));
+    let l = ssh_resume(&sshd, "alice-ext", &code, Some("id -un; id -Gn"));
     assert!(
         l.authenticated(),
         "{l}\n--- sshd ---\n{}\n--- oidcd ---\n{}",

@@ -14,7 +14,7 @@ use oidc_proto::frame::{self, MAX_FRAME_LEN};
 use oidc_proto::{Envelope, Request};
 use oidcd_tests::openssh::OpenSsh;
 use oidcd_tests::pam::{Approver, PRESS_ENTER, Prompt, SERVICE};
-use oidcd_tests::sshd::{KEYS_COMMAND, Sshd, Stack};
+use oidcd_tests::sshd::{KEYS_COMMAND, RESUME_PROMPT, Sshd, Stack};
 use oidcd_tests::{
     Daemon, DaemonConfig, Namespace, Provider, Run, TempDir, hostile, measure, ms, pam, scenario,
     util,
@@ -76,13 +76,30 @@ fn the_first_ssh_session_gets_a_home_and_a_refused_login_none() {
     assert!(!home.exists(), "a refused login made {}", home.display());
 
     // The fleet's rule (`login.ssh_first_uid = "fleet"`): alice's first connection creates her
-    // account with her fleet UID and is refused ("connect again"), with no session, so no home.
+    // account with her fleet UID and is refused ("connect again", with a code), with no
+    // session, so no home.
     let first = device_login(&sshd, &op, "alice", "id -un");
     assert_ne!(first.stdout.trim(), "alice", "{first}");
     assert!(!home.exists(), "a refused login made {}", home.display());
 
+    // Her next connection is asked for that code; she presses Enter instead and approves a new
+    // device code.
     let cmd = format!("pwd; stat -c '%a %u %U' . {MARKER}; cat {MARKER}");
-    let run = device_login(&sshd, &op, "alice", &cmd);
+    let client = OpenSsh::spawn(&sshd, "alice", &cmd);
+    let asked = client
+        .wait_prompt(1, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no prompt:\n{}", sshd.logs()));
+    assert!(asked.contains(RESUME_PROMPT), "{asked}");
+    client.answer(1, "");
+    let text = client
+        .wait_prompt(2, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no device code after Enter:\n{}", d.logs()));
+    let prompt = Prompt::parse(&text, Instant::now()).unwrap_or_else(|| panic!("{text}"));
+    let a = Approver::user(&op, "alice");
+    op.approve(&prompt.code, a.login, a.password, &[])
+        .expect_ok();
+    client.answer(2, "");
+    let run = client.finish(CLIENT_TIMEOUT);
     assert!(
         !run.stderr.contains("Could not chdir"),
         "{run}\n--- sshd ---\n{}",

@@ -12,6 +12,7 @@ use oidc_proto::types::LoginFailure;
 use serde_json::Value;
 
 use super::login::{Login, failed, failure_name};
+use super::resume;
 use crate::audit::Event;
 use crate::config::{ClaimSource, Config, ProviderConfig, SshFirstUid, UidSource};
 use crate::identity::local::LocalAccounts;
@@ -454,7 +455,7 @@ pub fn decide(
         Ok(a) => {
             state.forget_provisional(user);
             if let Some(held) = login.resolved_uid.filter(|&held| held != a.uid) {
-                return held_other_uid(login, &provider.id, sub, held, a.uid);
+                return held_other_uid(state, login, (&provider.id, issuer, sub), held, a.uid);
             }
             let groups: Vec<&str> = mapped.groups.iter().map(|g| g.name.as_str()).collect();
             log::info!(
@@ -523,9 +524,23 @@ pub fn decide(
 /// A login that began with a UID (sshd's provisional entry) other than the identity's: its
 /// account is now recorded with its own UID, the one every host gives it, and this login is
 /// refused, since sshd would run the session as the UID it holds. The next connection resolves
-/// the account and logs in.
-fn held_other_uid(login: &Login, provider: &str, sub: &str, held: u32, uid: u32) -> Response {
+/// the account and logs in, with the code shown here instead of a new approval ([`resume`]).
+fn held_other_uid(
+    state: &State,
+    login: &Login,
+    (provider, issuer, sub): (&str, &str, &str),
+    held: u32,
+    uid: u32,
+) -> Response {
     let user = login.user.as_str();
+    let again = match resume::issue(state, login, issuer, sub, uid) {
+        Some(code) => format!(
+            "connect again and enter the code {code} when asked (it works once, from here, for \
+             {} minutes)",
+            resume::RESUME_FOR.as_secs() / 60
+        ),
+        None => "connect again to log in".to_string(),
+    };
     log::warn!(
         "login {} refused: sub {sub:?} at provider {provider} has UID {uid}, the same on every \
          host; the program running the login resolved {user} to UID {held} before the login \
@@ -537,7 +552,7 @@ fn held_other_uid(login: &Login, provider: &str, sub: &str, held: u32, uid: u32)
         LoginFailure::Expired,
         &format!(
             "{user}'s account on this host was set up now with UID {uid}, the one every host \
-             gives {user}: connect again to log in"
+             gives {user}: {again}"
         ),
     )
 }

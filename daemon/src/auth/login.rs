@@ -384,6 +384,9 @@ pub fn start(
             return refused(LoginFailure::Expired, "refused", &why);
         }
     };
+    if let Some(resp) = super::resume::offer(state, user, service, rhost.as_deref(), resolved_uid) {
+        return resp;
+    }
     let id = match random_id() {
         Ok(id) => id,
         Err(e) => {

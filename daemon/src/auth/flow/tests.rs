@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use oidc_proto::secret::Secret;
 use oidc_proto::types::IdMap;
 use serde_json::json;
 
@@ -328,6 +329,75 @@ fn a_first_ssh_login_records_the_fleet_uid_and_asks_to_connect_again() {
         "sub-alice",
     );
     assert!(matches!(r, Response::LoginApproved { .. }), "{r:?}");
+}
+
+/// The code a refused first SSH login shows, from its message.
+fn shown_code(r: &Response) -> String {
+    let m = message(r);
+    let at = m
+        .find("the code ")
+        .unwrap_or_else(|| panic!("no code in {m:?}"))
+        + 9;
+    m[at..at + 9].to_string()
+}
+
+/// The refused first SSH login's code lets the next connection in without a new approval:
+/// only for the same service and remote host and the UID the account now has, after a wrong
+/// try, once; never for a revoked account.
+#[test]
+fn the_code_of_a_refused_first_ssh_login_resumes_it_once() {
+    let w = World::plain();
+    let p = w.state.provisional_user("alice").unwrap().uid;
+    let own = ids::candidate(ISSUER, IdKind::User, "sub-alice", 0, RANGE);
+    let first = Login::for_test("alice", "sshd", Some(p));
+    let claims = claims("sub-alice", "alice");
+    let r = decide(&w.state, &w.provider(), &first, &claims, "sub-alice");
+    let code = shown_code(&r);
+    assert!(message(&r).contains("connect again"), "{r:?}");
+
+    let offer = |service: &str, rhost: Option<&str>, uid: u32| {
+        resume::offer(&w.state, "alice", service, rhost, Some(uid))
+    };
+    assert!(matches!(
+        offer("sshd", None, own),
+        Some(Response::ResumeAvailable { .. })
+    ));
+    assert_eq!(offer("sshd", None, p), None, "offered to another UID");
+    assert_eq!(
+        offer("login", None, own),
+        None,
+        "offered to another service"
+    );
+    assert_eq!(
+        offer("sshd", Some("192.0.2.9"), own),
+        None,
+        "offered elsewhere"
+    );
+
+    let try_code = |rhost: Option<&str>, typed: &str| {
+        resume::resume(&w.state, "alice", "sshd", rhost, &Secret::new(typed))
+    };
+    let r = try_code(Some("192.0.2.9"), &code);
+    assert_eq!(reason(&r), Some(LoginFailure::Expired), "{r:?}");
+    let r = try_code(None, "BBBB-BBBB");
+    assert_eq!(reason(&r), Some(LoginFailure::Denied), "{r:?}");
+    assert!(message(&r).contains("2 tries left"), "{r:?}");
+    let r = try_code(None, &code.to_lowercase());
+    assert!(
+        matches!(&r, Response::LoginApproved { user, .. } if user == "alice"),
+        "{r:?}"
+    );
+    let r = try_code(None, &code);
+    assert_eq!(reason(&r), Some(LoginFailure::Expired), "used twice: {r:?}");
+
+    // A code issued, then the account revoked: the code does not get past the account phase.
+    let again = Login::for_test("alice", "sshd", Some(p));
+    let code = resume::issue(&w.state, &again, ISSUER, "sub-alice", own).unwrap();
+    w.state
+        .store(|s| s.revoke("alice", "test", 1_700_000_000, None))
+        .unwrap();
+    let r = try_code(None, &code);
+    assert_eq!(reason(&r), Some(LoginFailure::NotAllowed), "{r:?}");
 }
 
 /// With `login.ssh_first_uid = "provisional"` the first SSH login ends with the provisional UID
