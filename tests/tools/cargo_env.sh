@@ -2,7 +2,7 @@
 # rustup by the user who ran sudo is not found. Use that user's toolchain (read only, through
 # RUSTUP_HOME) and keep root's own CARGO_HOME, so nothing root-owned lands in the user's
 # ~/.cargo.
-if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+if ! command -v cargo >/dev/null 2>&1 && [ -n "${SUDO_USER:-}" ]; then
     sudo_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
     if [ -n "$sudo_home" ] && [ -x "$sudo_home/.cargo/bin/cargo" ]; then
         export PATH="$sudo_home/.cargo/bin:$PATH"
