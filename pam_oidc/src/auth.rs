@@ -460,6 +460,32 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
         }
     }
 
+    /// The daemon's answer to a request that decides the login at once (`OfflineLogin`,
+    /// `LoginResume`, sent at `step`): success only for an approval of exactly `who.user`.
+    pub(crate) fn verdict(
+        &mut self,
+        step: &'static str,
+        who: &Who,
+        answer: Response,
+    ) -> Result<(), AuthError> {
+        match Step::from(answer) {
+            Step::Approved(approved, _) if approved == who.user => Ok(()),
+            Step::Approved(approved, _) => Err(AuthError::WrongUser { approved }),
+            Step::Failed(reason, message) => {
+                self.show_error(&message);
+                Err(AuthError::Failed { reason, message })
+            }
+            Step::Unavailable(why) | Step::Busy(why) | Step::NotUnderstood(why) => {
+                Err(AuthError::Unavailable(why))
+            }
+            Step::Possible => Err(unexpected(step, "login_possible")),
+            Step::Started(_) => Err(unexpected(step, "login_started")),
+            Step::Pending => Err(unexpected(step, "login_pending")),
+            Step::Offline => Err(unexpected(step, "offline_available")),
+            Step::Unexpected(got) => Err(unexpected(step, got)),
+        }
+    }
+
     pub(crate) fn show_error(&mut self, text: &str) {
         let text = prompt::clean(text);
         let text = if text.is_empty() {

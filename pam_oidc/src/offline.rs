@@ -9,7 +9,7 @@ use oidc_proto::Request;
 use oidc_proto::types::LoginFailure;
 use oidc_proto::{Response, secret::Secret};
 
-use crate::auth::{AuthError, Clock, Conversation, Daemon, Login, Step, Who, unexpected};
+use crate::auth::{AuthError, Clock, Conversation, Daemon, Login, Who};
 use crate::prompt;
 use crate::syslog::Log;
 
@@ -46,22 +46,7 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
         let answer = daemon
             .call(&request, OFFLINE_DEADLINE)
             .map_err(AuthError::Daemon)?;
-        match Step::from(answer) {
-            Step::Approved(approved, _) if approved == who.user => Ok(()),
-            Step::Approved(approved, _) => Err(AuthError::WrongUser { approved }),
-            Step::Failed(reason, message) => {
-                self.show_error(&message);
-                Err(AuthError::Failed { reason, message })
-            }
-            Step::Unavailable(why) | Step::Busy(why) | Step::NotUnderstood(why) => {
-                Err(AuthError::Unavailable(why))
-            }
-            Step::Possible => Err(unexpected("offline_login", "login_possible")),
-            Step::Started(_) => Err(unexpected("offline_login", "login_started")),
-            Step::Pending => Err(unexpected("offline_login", "login_pending")),
-            Step::Offline => Err(unexpected("offline_login", "offline_available")),
-            Step::Unexpected(got) => Err(unexpected("offline_login", got)),
-        }
+        self.verdict("offline_login", who, answer)
     }
 
     /// After an approved login that invites it: asks for a new offline PIN, twice, and sends
@@ -119,7 +104,7 @@ mod tests {
 
     use super::*;
     use crate::args::Options;
-    use crate::testing::{FakeClock, FakeDaemon, Memo, Said, ScriptedUser};
+    use crate::testing::{FakeDaemon, Said, ScriptedUser, login_with};
 
     fn alice() -> Who {
         Who {
@@ -134,16 +119,7 @@ mod tests {
         user: &mut ScriptedUser,
         script: Vec<Result<Response, ClientError>>,
     ) -> (Result<(), AuthError>, FakeDaemon) {
-        let clock = FakeClock::new();
-        let daemon = FakeDaemon::new(script);
-        let result = Login {
-            options: &Options::default(),
-            conv: user,
-            clock: &clock,
-            log: &Memo::default(),
-        }
-        .run(&alice(), daemon.connector());
-        (result, daemon)
+        login_with(user, &alice(), script)
     }
 
     fn offline_available() -> Result<Response, ClientError> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use oidc_proto::Request;
 use oidc_proto::Response;
 
-use crate::auth::{AuthError, Clock, Conversation, Daemon, Login, Step, Who, unexpected};
+use crate::auth::{AuthError, Clock, Conversation, Daemon, Login, Who};
 use crate::prompt;
 use crate::syslog::Log;
 
@@ -54,22 +54,8 @@ impl<C: Conversation, K: Clock, L: Log> Login<'_, C, K, L> {
             }
             return Ok(Resumed::GivenUp);
         }
-        match Step::from(answer) {
-            Step::Approved(approved, _) if approved == who.user => Ok(Resumed::Yes),
-            Step::Approved(approved, _) => Err(AuthError::WrongUser { approved }),
-            Step::Failed(reason, message) => {
-                self.show_error(&message);
-                Err(AuthError::Failed { reason, message })
-            }
-            Step::Unavailable(why) | Step::Busy(why) | Step::NotUnderstood(why) => {
-                Err(AuthError::Unavailable(why))
-            }
-            Step::Possible => Err(unexpected("login_resume", "login_possible")),
-            Step::Started(_) => Err(unexpected("login_resume", "login_started")),
-            Step::Pending => Err(unexpected("login_resume", "login_pending")),
-            Step::Offline => Err(unexpected("login_resume", "offline_available")),
-            Step::Unexpected(got) => Err(unexpected("login_resume", got)),
-        }
+        self.verdict("login_resume", who, answer)
+            .map(|()| Resumed::Yes)
     }
 }
 
@@ -81,7 +67,7 @@ mod tests {
 
     use super::*;
     use crate::args::Options;
-    use crate::testing::{FakeClock, FakeDaemon, Memo, Said, ScriptedUser};
+    use crate::testing::{FakeDaemon, Said, ScriptedUser, login_with};
 
     fn alice() -> Who {
         Who {
@@ -96,16 +82,7 @@ mod tests {
         user: &mut ScriptedUser,
         script: Vec<Result<Response, ClientError>>,
     ) -> (Result<(), AuthError>, FakeDaemon) {
-        let clock = FakeClock::new();
-        let daemon = FakeDaemon::new(script);
-        let result = Login {
-            options: &Options::default(),
-            conv: user,
-            clock: &clock,
-            log: &Memo::default(),
-        }
-        .run(&alice(), daemon.connector());
-        (result, daemon)
+        login_with(user, &alice(), script)
     }
 
     fn available() -> Result<Response, ClientError> {

@@ -260,3 +260,21 @@ impl Log for Memo {
         self.0.borrow_mut().push((level, message.to_owned()));
     }
 }
+
+/// Runs a login for `who` as `user` answers, against a daemon answering `script` in order.
+pub(crate) fn login_with(
+    user: &mut ScriptedUser,
+    who: &crate::auth::Who,
+    script: Vec<Result<Response, ClientError>>,
+) -> (Result<(), crate::auth::AuthError>, FakeDaemon) {
+    let clock = FakeClock::new();
+    let daemon = FakeDaemon::new(script);
+    let result = crate::auth::Login {
+        options: &crate::args::Options::default(),
+        conv: user,
+        clock: &clock,
+        log: &Memo::default(),
+    }
+    .run(who, daemon.connector());
+    (result, daemon)
+}

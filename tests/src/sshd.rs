@@ -261,6 +261,26 @@ impl SshLogin {
     }
 }
 
+/// The paramiko keyboard-interactive client, answering each prompt with a line the test writes.
+fn kbdint_client(sshd: &Sshd, user: &str, cmd: Option<&str>) -> Interactive {
+    let mut c = Command::new(util::python3());
+    c.arg(paths::tests_dir().join("tools/kbdint_client.py"))
+        .args(["127.0.0.1", &sshd.port().to_string(), user])
+        .args(["--interactive", "--timeout", "60"]);
+    if let Some(cmd) = cmd {
+        c.args(["--cmd", cmd]);
+    }
+    Interactive::spawn(&mut c)
+}
+
+/// The client's events: one JSON object per line of its output.
+fn events_of(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// What comes before the code in a refused first SSH login's message.
 const RESUME_CODE_BEFORE: &str = "enter the code ";
 /// Part of the module's question for that code (pam_oidc's `resume.rs`).
@@ -269,14 +289,7 @@ pub const RESUME_PROMPT: &str = "was approved and showed a code";
 /// Connects to `sshd` as `user` with keyboard-interactive and, asked for the code the last
 /// connection showed, types `code`; runs `cmd` in a session if authenticated.
 pub fn ssh_resume(sshd: &Sshd, user: &str, code: &str, cmd: Option<&str>) -> SshLogin {
-    let mut c = Command::new(util::python3());
-    c.arg(paths::tests_dir().join("tools/kbdint_client.py"))
-        .args(["127.0.0.1", &sshd.port().to_string(), user])
-        .args(["--interactive", "--timeout", "60"]);
-    if let Some(cmd) = cmd {
-        c.args(["--cmd", cmd]);
-    }
-    let mut client = Interactive::spawn(&mut c);
+    let mut client = kbdint_client(sshd, user, cmd);
     let asked = client.wait_output(pam::PROMPT_TIMEOUT, |out, _| {
         out.lines()
             .any(|l| l.contains("\"info_request\"") && l.contains(RESUME_PROMPT))
@@ -285,11 +298,7 @@ pub fn ssh_resume(sshd: &Sshd, user: &str, code: &str, cmd: Option<&str>) -> Ssh
         client.write(&format!("{code}\n"));
     }
     let (run, _) = client.finish(Duration::from_secs(60));
-    let events = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = events_of(&run);
     SshLogin {
         events,
         prompt: None,
@@ -328,14 +337,7 @@ pub fn ssh_login_with(
     cmd: Option<&str>,
     enter_first: Option<Duration>,
 ) -> SshLogin {
-    let mut c = Command::new(util::python3());
-    c.arg(paths::tests_dir().join("tools/kbdint_client.py"))
-        .args(["127.0.0.1", &sshd.port().to_string(), user])
-        .args(["--interactive", "--timeout", "60"]);
-    if let Some(cmd) = cmd {
-        c.args(["--cmd", cmd]);
-    }
-    let mut client = Interactive::spawn(&mut c);
+    let mut client = kbdint_client(sshd, user, cmd);
     let prompted = client.wait_output(pam::PROMPT_TIMEOUT, |out, _| {
         out.lines()
             .any(|l| l.contains("\"info_request\"") && l.contains(pam::PRESS_ENTER))
@@ -370,11 +372,7 @@ pub fn ssh_login_with(
         }
     }
     let (run, _) = client.finish(Duration::from_secs(60));
-    let events = run
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = events_of(&run);
     SshLogin {
         events,
         prompt,
