@@ -359,6 +359,26 @@ pub struct UserRecord {
     /// Refresh and revocation state (absent from daemons before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// The offline PIN (`[offline]`): whether one is set and its wrong tries, never the hash
+    /// (absent from daemons before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_pin: Option<OfflinePinStatus>,
+}
+
+/// Whether a user has an offline PIN, for `oidcctl user show`. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflinePinStatus {
+    /// A PIN is set.
+    pub set: bool,
+    /// When it was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_at: Option<i64>,
+    /// Wrong PINs in a row since the last online login.
+    #[serde(default)]
+    pub failures: u32,
+    /// The PIN is refused until then, after too many wrong tries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
 }
 
 /// Where an identity stands with the provider since its last login: refreshes, their

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use oidc_proto::Response;
 use oidc_proto::types::{
-    GroupRecord, Lifecycle, MigrationReport, NssMapState, NssMapStatus, RefreshStatus, SshKeyList,
-    UserRecord,
+    GroupRecord, Lifecycle, MigrationReport, NssMapState, NssMapStatus, OfflinePinStatus,
+    RefreshStatus, SshKeyList, UserRecord,
 };
 use serde_json::json;
 
@@ -388,10 +388,29 @@ fn user_details(out: &mut impl Write, u: &UserRecord) -> io::Result<()> {
     if let Some(l) = &u.lifecycle {
         lifecycle(out, l)?;
     }
+    if let Some(p) = &u.offline_pin {
+        writeln!(out, "offline PIN:    {}", offline_pin(p))?;
+    }
     if !u.claims.is_null() {
         writeln!(out, "claims:         {}", serde_json::to_string(&u.claims)?)?;
     }
     Ok(())
+}
+
+/// Whether an offline PIN is set, its wrong tries and lock (the hash is never sent).
+fn offline_pin(p: &OfflinePinStatus) -> String {
+    if !p.set {
+        return "no".into();
+    }
+    let mut s = match p.set_at {
+        Some(t) => format!("yes (set {})", when(t)),
+        None => "yes".into(),
+    };
+    s.push_str(&format!(", {} wrong in a row", p.failures));
+    if let Some(t) = p.locked_until {
+        s.push_str(&format!(", locked until {}", when(t)));
+    }
+    s
 }
 
 /// The refresh and revocation state of a user.
