@@ -19,7 +19,7 @@ use std::time::Duration;
 use oidc_proto::types::{GroupRecord, UnixGroup, UnixUser, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-pub use idmap::{PAGE_LEN, Pinned, from_format_1};
+pub use idmap::{IdCursor, PAGE_LEN, Pinned, from_format_1};
 pub use links::Link;
 pub use map::MapCounts;
 pub use offline::OfflinePin;
