@@ -122,6 +122,10 @@ fn untrusted(f: &NssMapFile) -> Option<String> {
 pub(super) fn judge(r: &mut Report, m: &NssMapStatus, store: Option<Store>) {
     let path = &m.path;
     let running = store.is_some();
+    // Just started and no map written yet: the first one is on its way.
+    let settling = store.is_some_and(|s| s.uptime < FIRST_MAP)
+        && m.written_at.is_none()
+        && m.build_error.is_none();
     let rewrite =
         format!("rm {path} && systemctl restart oidcd (it writes a new map, root's, 0644)");
     let Some(f) = &m.file else {
@@ -132,7 +136,7 @@ pub(super) fn judge(r: &mut Report, m: &NssMapStatus, store: Option<Store>) {
                 format!("no map at {path}: while oidcd is down its users do not resolve"),
                 "start oidcd (systemctl start oidcd): it writes the map",
             ),
-            (true, Some(s)) if s.uptime < FIRST_MAP && m.build_error.is_none() => r.warn(
+            (true, Some(s)) if settling => r.warn(
                 C,
                 format!("no map at {path} yet: oidcd started {} s ago", s.uptime),
                 "run oidcctl doctor again in a few seconds",
@@ -230,7 +234,6 @@ pub(super) fn judge(r: &mut Report, m: &NssMapStatus, store: Option<Store>) {
             }
         }
         NssMapState::Replaced | NssMapState::Unknown => {
-            let settling = store.is_some_and(|s| s.uptime < FIRST_MAP);
             if running && !settling {
                 r.error(
                     C,
@@ -254,7 +257,7 @@ pub(super) fn judge(r: &mut Report, m: &NssMapStatus, store: Option<Store>) {
         }
     }
     if let Some(s) = store {
-        if state == NssMapState::Current && !m.held && s.uptime >= FIRST_MAP {
+        if state == NssMapState::Current && !m.held && !settling {
             r.warn(
                 C,
                 format!("{path} is not the file this oidcd wrote and keeps up to date"),
@@ -389,6 +392,8 @@ mod tests {
         m.file = None;
         one(&m, Some(STORE), Severity::Error, "is missing");
         let starting = Store { uptime: 2, ..STORE };
+        one(&m, Some(starting), Severity::Error, "is missing");
+        m.written_at = None;
         one(&m, Some(starting), Severity::Warning, "yet");
         one(&m, None, Severity::Warning, "do not resolve");
         m.build_error = Some("cannot create /run/oidcd/.nss.map.new: No space left".into());
