@@ -544,6 +544,11 @@ fn status(state: &State) -> Response {
         logins_in_progress: state.logins.count() as u64,
         refresh: Some(crate::lifecycle::status(state)),
         providers: providers_status(state, &cfg),
+        nss_map: Some(
+            state
+                .nss_map
+                .status(cfg.cache.nss_map, cfg.cache.nss_map_ttl),
+        ),
     })
 }
 

@@ -20,16 +20,17 @@
 
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use oidc_proto::nss_map::{
-    HEADER_LEN, MapEncoder, STATE_BEHIND, STATE_OFFSET, STATE_REPLACED, VALID_UNTIL_OFFSET,
+    HEADER_LEN, Header, MapEncoder, STATE_BEHIND, STATE_OFFSET, STATE_REPLACED, VALID_UNTIL_OFFSET,
 };
 use oidc_proto::paths::NSS_MAP_PATH;
+use oidc_proto::types::{NssMapFile, NssMapState, NssMapStatus};
 
 use crate::state::{State, lock};
 use crate::store::{MapCounts, Store};
@@ -59,6 +60,10 @@ struct Shared {
     dirty: bool,
     /// Stop the thread.
     stop: bool,
+    /// When the map in place was put there, and what it left out.
+    written: Option<(i64, usize)>,
+    /// Why the last build failed, until one succeeds.
+    build_error: Option<String>,
 }
 
 impl NssMap {
@@ -72,6 +77,35 @@ impl NssMap {
         }
         s.dirty = true;
         self.wake.notify_all();
+    }
+
+    /// The map for `oidcctl status` and `doctor`: the file at [`NSS_MAP_PATH`] (read from its
+    /// header: a status request never reads the whole map), whether it is the one this daemon
+    /// keeps, and how its last build went.
+    pub fn status(&self, enabled: bool, ttl: Duration) -> NssMapStatus {
+        self.status_at(Path::new(NSS_MAP_PATH), enabled, ttl)
+    }
+
+    fn status_at(&self, path: &Path, enabled: bool, ttl: Duration) -> NssMapStatus {
+        let file = inspect(path);
+        let s = lock(&self.shared);
+        let held = match (&s.file, std::fs::symlink_metadata(path)) {
+            (Some(f), Ok(at_path)) => f
+                .metadata()
+                .is_ok_and(|m| (m.dev(), m.ino()) == (at_path.dev(), at_path.ino())),
+            _ => false,
+        };
+        NssMapStatus {
+            enabled,
+            path: path.display().to_string(),
+            ttl_secs: ttl.as_secs(),
+            now: unix_now(),
+            file,
+            held,
+            written_at: s.written.map(|(at, _)| at),
+            skipped: s.written.map_or(0, |(_, n)| n as u64),
+            build_error: s.build_error.clone(),
+        }
     }
 
     /// Asks the thread to stop (the map in place stays, valid until its `valid_until`, so
@@ -143,18 +177,24 @@ fn run_at(state: &State, path: &Path) {
         admin = admin_gids(state);
         let started = Instant::now();
         match build(state, reader.as_ref(), path, generation, &admin) {
-            Ok((counts, bytes)) => log::info!(
-                "NSS map {} written: {} users, {} groups, {} bytes in {} ms",
-                path.display(),
-                counts.users,
-                counts.groups,
-                bytes,
-                started.elapsed().as_millis()
-            ),
+            Ok((counts, bytes)) => {
+                log::info!(
+                    "NSS map {} written: {} users, {} groups, {} bytes in {} ms",
+                    path.display(),
+                    counts.users,
+                    counts.groups,
+                    bytes,
+                    started.elapsed().as_millis()
+                );
+                let mut s = lock(&map.shared);
+                s.written = Some((unix_now(), counts.skipped));
+                s.build_error = None;
+            }
             Err(e) => {
                 log::error!("NSS map: {e}; lookups ask oidcd until a map is written");
                 reader = None;
                 let mut s = lock(&map.shared);
+                s.build_error = Some(e);
                 s.dirty = true;
                 let _ = map.wake.wait_timeout(s, RETRY);
             }
@@ -267,6 +307,8 @@ fn heartbeat(map: &NssMap, ttl: Duration) {
 /// at start also a map left by an earlier run (marked replaced already).
 fn remove(map: &NssMap, path: &Path, at_start: bool) {
     let mut s = lock(&map.shared);
+    s.written = None;
+    s.build_error = None;
     match s.file.take() {
         Some(old) => {
             let _ = old.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
@@ -293,6 +335,67 @@ fn mark_old_map_replaced(path: &Path) {
     if f.metadata().is_ok_and(|m| m.is_file()) {
         let _ = f.write_at(&[STATE_REPLACED], STATE_OFFSET as u64);
     }
+}
+
+/// The file at `path` as its metadata and header describe it; `None` when there is none. Reads
+/// [`HEADER_LEN`] bytes at most, through no symbolic link, and never blocks (a FIFO put there
+/// is not read). Also what `oidcctl doctor` looks at when the daemon cannot be asked.
+pub fn inspect(path: &Path) -> Option<NssMapFile> {
+    let describe = |m: &std::fs::Metadata| NssMapFile {
+        regular: m.file_type().is_file(),
+        uid: m.uid(),
+        mode: m.mode() & 0o7777,
+        size: m.len(),
+        modified_at: m.mtime(),
+        ..NssMapFile::default()
+    };
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            // A symbolic link (O_NOFOLLOW), or a file root cannot open.
+            let m = std::fs::symlink_metadata(path).ok()?;
+            let why = if m.file_type().is_symlink() {
+                "a symbolic link".to_string()
+            } else {
+                format!("cannot be opened: {e}")
+            };
+            return Some(NssMapFile {
+                error: Some(why),
+                ..describe(&m)
+            });
+        }
+    };
+    let meta = file.metadata().ok()?;
+    let mut f = describe(&meta);
+    if !f.regular {
+        f.error = Some("not a regular file".into());
+        return Some(f);
+    }
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    let header = (&file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot be read: {e}"))
+        .and_then(|_| {
+            let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+            Header::read(&head, len).map_err(|e| e.to_string())
+        });
+    match header {
+        Ok(h) => {
+            f.generation = Some(h.layout.generation);
+            f.users = Some(u64::from(h.layout.users));
+            f.groups = Some(u64::from(h.layout.groups));
+            f.valid_until = Some(h.valid_until);
+            f.state = Some(NssMapState::from_byte(h.state));
+        }
+        Err(e) => f.error = Some(e),
+    }
+    Some(f)
 }
 
 fn unix_now() -> i64 {
@@ -345,7 +448,7 @@ mod tests {
     /// build leaves the new map behind; stop ends the thread.
     #[test]
     fn build_change_replace() {
-        let dir = tempdir();
+        let dir = tempdir("replace");
         let path = dir.join("nss.map");
         std::fs::write(&path, b"an old map").unwrap();
         let state = state_with_alice();
@@ -379,8 +482,67 @@ mod tests {
         t.join().unwrap();
     }
 
-    fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("oidcd-map-{}", std::process::id()));
+    /// What `oidcctl status` gets: the header of the map in place (generation, counts, state,
+    /// valid_until), that it is the daemon's own file, when it was written; a file the daemon
+    /// did not write is reported as not its own, and one that is not a map as unreadable.
+    #[test]
+    fn status_reads_the_header_and_knows_its_file() {
+        let dir = tempdir("status");
+        let path = dir.join("nss.map");
+        let state = state_with_alice();
+        let ttl = Duration::from_secs(100);
+        let before = state.nss_map.status_at(&path, true, ttl);
+        assert_eq!((before.file.is_none(), before.held), (true, false));
+        assert_eq!(before.written_at, None);
+
+        let s2 = Arc::clone(&state);
+        let p2 = path.clone();
+        let t = std::thread::spawn(move || run_at(&s2, &p2));
+        assert!(wait(|| state.nss_map.status_at(&path, true, ttl).held));
+        let st = state.nss_map.status_at(&path, true, ttl);
+        let f = st.file.clone().unwrap();
+        let (_, until, generation, _) = read(&path);
+        assert_eq!(f.generation, Some(generation));
+        assert_eq!(
+            (f.users, f.groups),
+            (Some(1), Some(2)),
+            "alice, team and her own"
+        );
+        assert_eq!(f.state, Some(NssMapState::Current));
+        assert_eq!(f.valid_until, Some(until));
+        assert_eq!(
+            (f.uid, f.mode, f.regular),
+            (std::fs::metadata(&dir).unwrap().uid(), 0o644, true)
+        );
+        assert_eq!(f.size, std::fs::metadata(&path).unwrap().len());
+        assert!(
+            st.written_at.is_some_and(|w| (w - st.now).abs() < 60),
+            "{st:?}"
+        );
+        assert_eq!((st.enabled, st.ttl_secs, st.skipped), (true, 100, 0));
+        assert_eq!(st.build_error, None);
+        state.nss_map.stop();
+        t.join().unwrap();
+
+        // Another file in its place, not a map at all; then a symbolic link.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, vec![7u8; HEADER_LEN + 10]).unwrap();
+        let st = state.nss_map.status_at(&path, true, ttl);
+        assert!(!st.held);
+        let f = st.file.unwrap();
+        assert_eq!(f.error.as_deref(), Some("not an oidcd map (bad magic)"));
+        assert_eq!((f.generation, f.state), (None, None));
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+        let f = inspect(&path).unwrap();
+        assert_eq!(
+            (f.regular, f.error.as_deref()),
+            (false, Some("a symbolic link"))
+        );
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oidcd-map-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d

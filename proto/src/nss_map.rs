@@ -156,57 +156,7 @@ impl<'a> MapView<'a> {
     /// Reads the header of `body` (the file without its first [`MUTABLE_LEN`] bytes) and checks
     /// that every section lies inside the file.
     pub fn parse(body: &'a [u8]) -> Result<Self, MapError> {
-        let b = Bytes(body);
-        let at = |off: usize| off - MUTABLE_LEN;
-        if body.len() + MUTABLE_LEN < HEADER_LEN {
-            return Err(MapError::Truncated);
-        }
-        if b.slice(at(16), 8) != Some(&MAGIC[..]) {
-            return Err(MapError::BadMagic);
-        }
-        let u32_at = |off: usize| b.u32(at(off)).ok_or(MapError::Truncated);
-        let u64_at = |off: usize| b.u64(at(off)).ok_or(MapError::Truncated);
-        let version = u32_at(24)?;
-        if version != VERSION {
-            return Err(MapError::Version(version));
-        }
-        if u32_at(28)? as usize != HEADER_LEN {
-            return Err(MapError::Corrupt("header length"));
-        }
-        let file_len = usize::try_from(u64_at(48)?).map_err(|_| MapError::Truncated)?;
-        if file_len != body.len() + MUTABLE_LEN || file_len > MAX_FILE_LEN {
-            return Err(MapError::Truncated);
-        }
-        let section = |off: usize| -> Result<(usize, usize), MapError> {
-            let (o, l) = (u32_at(off)? as usize, u32_at(off + 4)? as usize);
-            match o.checked_add(l) {
-                Some(end) if o >= HEADER_LEN && end <= file_len => Ok((o, l)),
-                _ => Err(MapError::Corrupt("section outside the file")),
-            }
-        };
-        let table = |off: usize| -> Result<Table, MapError> {
-            let (o, slots) = (u32_at(off)? as usize, u32_at(off + 4)? as usize);
-            if !slots.is_power_of_two() {
-                return Err(MapError::Corrupt("table size"));
-            }
-            match slots.checked_mul(8).and_then(|n| n.checked_add(o)) {
-                Some(end) if o >= HEADER_LEN && end <= file_len => Ok(Table { offset: o, slots }),
-                _ => Err(MapError::Corrupt("table outside the file")),
-            }
-        };
-        let layout = Layout {
-            generation: u64_at(32)?,
-            seed: u64_at(40)?,
-            file_len,
-            users_by_name: table(56)?,
-            users_by_uid: table(64)?,
-            groups_by_name: table(72)?,
-            groups_by_gid: table(80)?,
-            records: section(88)?,
-            sshd: section(96)?,
-            users: u32_at(104)?,
-            groups: u32_at(108)?,
-        };
+        let layout = parse_layout(body, body.len())?;
         Ok(Self { body, layout })
     }
 
@@ -453,6 +403,93 @@ impl<'a> GroupRecord<'a> {
             .map_while(|s| s.map(|s| until_nul(&self.blob[s..])))
             .collect()
     }
+}
+
+/// The header of a map file, read from its first [`HEADER_LEN`] bytes alone: for tools that
+/// report on a map (`oidcctl status`, `oidcctl doctor`) without reading or mapping the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Unix seconds after which the module stops trusting the map.
+    pub valid_until: i64,
+    /// [`STATE_CURRENT`], [`STATE_BEHIND`], [`STATE_REPLACED`] (anything else: not current).
+    pub state: u8,
+    /// Generation, counts and the file's length as the header gives them.
+    pub layout: Layout,
+}
+
+impl Header {
+    /// Reads `head` (the file's first bytes, at least [`HEADER_LEN`]) of a file `file_len`
+    /// bytes long: magic, version, and that every section lies inside `file_len`.
+    pub fn read(head: &[u8], file_len: usize) -> Result<Self, MapError> {
+        let (prefix, body) = head
+            .get(..HEADER_LEN)
+            .ok_or(MapError::Truncated)?
+            .split_at(MUTABLE_LEN);
+        let body_len = file_len
+            .checked_sub(MUTABLE_LEN)
+            .ok_or(MapError::Truncated)?;
+        Ok(Self {
+            valid_until: Bytes(prefix).u64(VALID_UNTIL_OFFSET).unwrap_or(0) as i64,
+            state: prefix.get(STATE_OFFSET).copied().unwrap_or(STATE_REPLACED),
+            layout: parse_layout(body, body_len)?,
+        })
+    }
+}
+
+/// The layout from the header at the start of `body` (the file without its mutable prefix),
+/// for a body `body_len` bytes long; reads only the header's bytes.
+fn parse_layout(body: &[u8], body_len: usize) -> Result<Layout, MapError> {
+    let b = Bytes(body);
+    let at = |off: usize| off - MUTABLE_LEN;
+    if body.len() + MUTABLE_LEN < HEADER_LEN || body_len + MUTABLE_LEN < HEADER_LEN {
+        return Err(MapError::Truncated);
+    }
+    if b.slice(at(16), 8) != Some(&MAGIC[..]) {
+        return Err(MapError::BadMagic);
+    }
+    let u32_at = |off: usize| b.u32(at(off)).ok_or(MapError::Truncated);
+    let u64_at = |off: usize| b.u64(at(off)).ok_or(MapError::Truncated);
+    let version = u32_at(24)?;
+    if version != VERSION {
+        return Err(MapError::Version(version));
+    }
+    if u32_at(28)? as usize != HEADER_LEN {
+        return Err(MapError::Corrupt("header length"));
+    }
+    let file_len = usize::try_from(u64_at(48)?).map_err(|_| MapError::Truncated)?;
+    if file_len != body_len + MUTABLE_LEN || file_len > MAX_FILE_LEN {
+        return Err(MapError::Truncated);
+    }
+    let section = |off: usize| -> Result<(usize, usize), MapError> {
+        let (o, l) = (u32_at(off)? as usize, u32_at(off + 4)? as usize);
+        match o.checked_add(l) {
+            Some(end) if o >= HEADER_LEN && end <= file_len => Ok((o, l)),
+            _ => Err(MapError::Corrupt("section outside the file")),
+        }
+    };
+    let table = |off: usize| -> Result<Table, MapError> {
+        let (o, slots) = (u32_at(off)? as usize, u32_at(off + 4)? as usize);
+        if !slots.is_power_of_two() {
+            return Err(MapError::Corrupt("table size"));
+        }
+        match slots.checked_mul(8).and_then(|n| n.checked_add(o)) {
+            Some(end) if o >= HEADER_LEN && end <= file_len => Ok(Table { offset: o, slots }),
+            _ => Err(MapError::Corrupt("table outside the file")),
+        }
+    };
+    Ok(Layout {
+        generation: u64_at(32)?,
+        seed: u64_at(40)?,
+        file_len,
+        users_by_name: table(56)?,
+        users_by_uid: table(64)?,
+        groups_by_name: table(72)?,
+        groups_by_gid: table(80)?,
+        records: section(88)?,
+        sshd: section(96)?,
+        users: u32_at(104)?,
+        groups: u32_at(108)?,
+    })
 }
 
 fn until_nul(b: &[u8]) -> &[u8] {

@@ -193,6 +193,99 @@ pub struct StatusInfo {
     /// Every configured provider (`issuer` and `client_id` above are the first one's).
     #[serde(default)]
     pub providers: Vec<ProviderStatus>,
+    /// The NSS map (absent from daemons before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nss_map: Option<NssMapStatus>,
+}
+
+/// The NSS map (`cache.nss_map`) as the daemon sees it, for `oidcctl status` and `oidcctl
+/// doctor`. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NssMapStatus {
+    /// `cache.nss_map`: the daemon writes the map.
+    pub enabled: bool,
+    /// Where the map is (compiled in: the NSS module reads no configuration).
+    pub path: String,
+    /// `cache.nss_map_ttl`, in seconds.
+    pub ttl_secs: u64,
+    /// The daemon's clock when it looked: `valid_until` is judged against it.
+    pub now: i64,
+    /// The file at `path`, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<NssMapFile>,
+    /// The file at `path` is the one this daemon wrote and keeps up to date (heartbeat,
+    /// state).
+    #[serde(default)]
+    pub held: bool,
+    /// When this daemon last put a map in place, if it has since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<i64>,
+    /// Users and groups left out of that map because a field cannot be served (logged).
+    #[serde(default)]
+    pub skipped: u64,
+    /// Why the last build failed, when the last build failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_error: Option<String>,
+}
+
+/// The file at the NSS map's path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NssMapFile {
+    /// A regular file (the module ignores anything else, a symbolic link included).
+    pub regular: bool,
+    /// Its owner (the module ignores a map that is not root's).
+    pub uid: u32,
+    /// Its permission bits (the module ignores a map writable by group or others).
+    pub mode: u32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time (the heartbeat moves it).
+    pub modified_at: i64,
+    /// Why its header cannot be read, when it cannot (the fields below are then absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Increases with each map the daemon writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// Users in the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// Groups in the map, the users' private groups included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<u64>,
+    /// After this the module stops trusting the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<i64>,
+    /// `current`, `behind` (the store changed, a new map is on its way: lookups ask the
+    /// daemon) or `replaced` (a newer file took its place, or the daemon let it go).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<NssMapState>,
+}
+
+/// The state byte of an NSS map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NssMapState {
+    /// Lookups may be answered from it.
+    Current,
+    /// The store changed since it was written: lookups ask the daemon until the next map.
+    Behind,
+    /// A newer file replaced it, or the daemon let it go: readers map the path again.
+    Replaced,
+    /// A value this version does not know: treated as not current.
+    Unknown,
+}
+
+impl NssMapState {
+    /// The state for the byte at [`crate::nss_map::STATE_OFFSET`].
+    pub fn from_byte(b: u8) -> Self {
+        match b {
+            crate::nss_map::STATE_CURRENT => Self::Current,
+            crate::nss_map::STATE_BEHIND => Self::Behind,
+            crate::nss_map::STATE_REPLACED => Self::Replaced,
+            _ => Self::Unknown,
+        }
+    }
 }
 
 /// The background refresh, for `oidcctl status`. Times are Unix seconds.
@@ -266,6 +359,26 @@ pub struct UserRecord {
     /// Refresh and revocation state (absent from daemons before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// The offline PIN (`[offline]`): whether one is set and its wrong tries, never the hash
+    /// (absent from daemons before it was reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_pin: Option<OfflinePinStatus>,
+}
+
+/// Whether a user has an offline PIN, for `oidcctl user show`. Times are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflinePinStatus {
+    /// A PIN is set.
+    pub set: bool,
+    /// When it was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_at: Option<i64>,
+    /// Wrong PINs in a row since the last online login.
+    #[serde(default)]
+    pub failures: u32,
+    /// The PIN is refused until then, after too many wrong tries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
 }
 
 /// Where an identity stands with the provider since its last login: refreshes, their

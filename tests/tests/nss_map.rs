@@ -445,3 +445,135 @@ fn lost_admin_group_and_removal_take_effect_at_once() {
         ms(t.elapsed())
     ));
 }
+
+/// The `nssmap` findings of `oidcctl doctor --json` as (severity, message).
+fn doctor_map(d: &Daemon) -> Vec<(String, String)> {
+    let run = d.oidcctl(&["doctor", "--json"]);
+    let js: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run}"));
+    js["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "nssmap")
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("severity"), s("message"))
+        })
+        .collect()
+}
+
+/// `oidcctl status` reports the map (path, state, generation, counts, size, when written,
+/// valid_until, or EXPIRED, MISSING, off) and `oidcctl doctor` judges it: ok when current,
+/// an error when it is writable by others, missing while on, or present while
+/// `cache.nss_map = false`.
+#[test]
+fn status_and_doctor_report_the_map() {
+    let ns = Namespace::new();
+    let mut cfg = DaemonConfig::new();
+    let d = daemon_with_users(&ns, &mut cfg);
+    let host = ns.host_path(MAP);
+    let text = d.oidcctl(&["status"]);
+    text.expect_ok();
+    for want in [
+        "NSS map:        on, /run/oidcd/nss.map\n",
+        "map file:       ",
+        "owner uid 0, mode 0644\n",
+        "map state:      current, generation ",
+        "map entries:    2 users, 4 groups (2 of them users' private groups)\n",
+        "map valid:      until ",
+    ] {
+        assert!(text.stdout.contains(want), "missing {want:?}:\n{text}");
+    }
+    assert!(!text.stdout.contains("map written:    not"), "{text}");
+    let js = d.oidcctl_json(&["status"]);
+    let m = &js["nss_map"];
+    let f = &m["file"];
+    assert_eq!(
+        (&m["enabled"], &m["held"]),
+        (&json!(true), &json!(true)),
+        "{js}"
+    );
+    assert_eq!(
+        (&f["users"], &f["groups"], &f["state"]),
+        (&json!(2), &json!(4), &json!("current"))
+    );
+    assert_eq!((&f["uid"], &f["mode"]), (&json!(0), &json!(0o644)));
+    assert_eq!(f["size"], std::fs::metadata(&host).unwrap().len());
+    let until = f["valid_until"].as_i64().unwrap();
+    assert!(until > m["now"].as_i64().unwrap() + 250, "{js}");
+    assert!(m["written_at"].as_i64().is_some(), "{js}");
+
+    let ok = doctor_map(&d);
+    assert!(
+        ok.len() == 1 && ok[0].0 == "ok" && ok[0].1.contains("current, generation"),
+        "{ok:?}"
+    );
+
+    // valid_until moved into the past (as a stopped heartbeat leaves it): status says so,
+    // until the next heartbeat (every 5 s) moves it on again.
+    let expired = (0..3).find_map(|_| {
+        let file = std::fs::OpenOptions::new().write(true).open(&host).unwrap();
+        std::os::unix::fs::FileExt::write_at(&file, &1_000_000_000i64.to_le_bytes(), 0).unwrap();
+        let t = d.oidcctl(&["status"]);
+        t.stdout.contains("map valid:      EXPIRED ").then_some(t)
+    });
+    assert!(expired.is_some(), "never shown expired");
+
+    // Writable by others: the module ignores it, doctor says so.
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let text = d.oidcctl(&["status"]);
+    assert!(text.stdout.contains("mode 0666 (UNTRUSTED"), "{text}");
+    let found = doctor_map(&d);
+    assert!(
+        found
+            .iter()
+            .any(|(s, m)| s == "error" && m.contains("has mode 0666")),
+        "{found:?}"
+    );
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let saved = std::fs::read(&host).unwrap();
+
+    // Removed under a running daemon: missing.
+    std::fs::remove_file(&host).unwrap();
+    let text = d.oidcctl(&["status"]);
+    assert!(
+        text.stdout
+            .contains("NSS map:        on, /run/oidcd/nss.map: MISSING"),
+        "{text}"
+    );
+    let found = doctor_map(&d);
+    assert!(
+        found
+            .iter()
+            .any(|(s, m)| s == "error" && m.contains("is missing")),
+        "{found:?}"
+    );
+
+    // Off, and a current map put back: the module would still answer from it.
+    cfg.set("cache", "nss_map", "false");
+    d.rewrite_config(&d.config_text_for(&cfg));
+    d.sighup();
+    // Off, and the map thread has let its map go (it forgets when it wrote one).
+    assert!(oidcd_tests::wait_until(Duration::from_secs(5), || {
+        let m = &d.oidcctl_json(&["status"])["nss_map"];
+        m["enabled"] == false && m["written_at"].is_null()
+    }));
+    let text = d.oidcctl(&["status"]);
+    assert!(
+        text.stdout
+            .contains("NSS map:        off, /run/oidcd/nss.map: absent"),
+        "{text}"
+    );
+    let mut planted = saved;
+    planted[..8].copy_from_slice(&i64::MAX.to_le_bytes());
+    planted[8] = 0;
+    std::fs::write(&host, &planted).unwrap();
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let found = doctor_map(&d);
+    assert!(
+        found
+            .iter()
+            .any(|(s, m)| s == "error" && m.contains("while cache.nss_map = false")),
+        "{found:?}"
+    );
+}

@@ -89,6 +89,13 @@ fn offline_pin_only_while_the_provider_is_unreachable() {
     let set = login_setting_pin(&ns, &op, PIN);
     set.expect_ok();
     assert!(output(&set).contains("Offline PIN set"), "{set}");
+    let pin = &d.oidcctl_json(&["user", "show", "alice"])["offline_pin"];
+    assert_eq!(
+        (&pin["set"], &pin["failures"]),
+        (&true.into(), &0.into()),
+        "{pin}"
+    );
+    assert!(pin["locked_until"].is_null(), "{pin}");
 
     op.outage(Some("reset"));
     let (asked, ok) = offline_try(&ns, PIN);
@@ -129,6 +136,18 @@ fn offline_pin_only_while_the_provider_is_unreachable() {
     let (asked, after) = offline_try(&ns, PIN);
     assert!(!asked, "offered while locked: {after}");
     assert_ne!(after.code(), 0, "{after}");
+    // `user show` tells the administrator why: set, 3 wrong, locked; never the hash.
+    let shown = d.oidcctl(&["user", "show", "alice"]);
+    shown.expect_ok();
+    assert!(
+        shown.stdout.contains("offline PIN:    yes (set ")
+            && shown.stdout.contains(", 3 wrong in a row, locked until "),
+        "{shown}"
+    );
+    let js = d.oidcctl_json(&["user", "show", "alice"]);
+    assert_eq!(js["offline_pin"]["failures"], 3, "{js}");
+    assert!(js["offline_pin"]["locked_until"].as_i64().is_some(), "{js}");
+    assert!(!js.to_string().contains("argon2") && !shown.stdout.contains("argon2"));
 
     let logs = d.logs();
     assert!(!logs.contains(PIN) && !logs.contains("$argon2"), "{logs}");
@@ -144,4 +163,6 @@ fn offline_pin_only_while_the_provider_is_unreachable() {
     let (asked, revoked) = offline_try(&ns, PIN);
     assert!(!asked, "offered to a revoked user: {revoked}");
     assert_ne!(revoked.code(), 0, "{revoked}");
+    let shown = d.oidcctl(&["user", "show", "alice"]);
+    assert!(shown.stdout.contains("offline PIN:    no\n"), "{shown}");
 }

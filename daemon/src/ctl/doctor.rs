@@ -9,12 +9,14 @@
 //! # Layout
 //! - this file: findings, the report and its printing, the configuration check;
 //! - `provider`: discovery, what it advertises, the clock; `daemon`: socket, daemon, database;
+//! - `nss_map`: the NSS map the daemon writes;
 //! - `nss`: nsswitch.conf and the module; `pam`: the stacks, run as Linux-PAM runs them;
 //! - `ids`: this host's IDs against the fleet's rule, its pins and a fleet map.
 
 mod daemon;
 mod ids;
 mod nss;
+mod nss_map;
 mod pam;
 mod provider;
 
@@ -151,12 +153,13 @@ pub fn run(config_path: &Path, socket: Option<&Path>, map: Option<&Path>, json: 
         .map(Path::to_path_buf)
         .or_else(|| config.as_ref().map(|c| c.cache.socket_path.clone()))
         .unwrap_or_else(|| PathBuf::from(oidc_proto::paths::SOCKET_PATH));
-    daemon::check_daemon(&mut r, &socket, config.as_ref());
+    let status = daemon::check_daemon(&mut r, &socket, config.as_ref());
     let db = config.as_ref().map_or_else(
         || PathBuf::from(oidc_proto::paths::DB_PATH),
         |c| c.cache.db_path.clone(),
     );
     daemon::check_database(&mut r, &db);
+    nss_map::check(&mut r, status, &socket, config.as_ref());
     ids::check(&mut r, &socket, map);
     let host = Host::system();
     nss::check(&mut r, &host);

@@ -57,7 +57,8 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Is the daemon up, is a provider configured, how many users and groups, where is the database.
+    /// Is the daemon up, is a provider configured, how many users and groups, where is the
+    /// database; the NSS map: state, generation, counts, size, when written, valid until.
     Status,
     /// Users in the identity cache.
     #[command(subcommand)]
@@ -168,7 +169,9 @@ enum Command {
     /// (discovery reachable, issuer, device endpoint and signing keys, algorithms, grant and
     /// scopes it lists); this host's clock against the provider's Date header; the daemon
     /// (socket and its directory, running, its version and configuration); the database's
-    /// owner and mode; the IDs (an identity whose ID is not its pin in an imported map is an
+    /// owner and mode; the NSS map (missing while cache.nss_map is on, not root's or writable
+    /// by others, expired while the daemon answers, counts other than the store's, present
+    /// while cache.nss_map is off); the IDs (an identity whose ID is not its pin in an imported map is an
     /// error, one whose ID is not the fleet's rule's a warning; with --map, every disagreement
     /// with that fleet map is an error); nsswitch.conf (oidc on passwd and group, after files;
     /// libnss_oidc.so.2 installed); and every PAM service that uses pam_oidc.so (run as Linux-PAM would, root
@@ -181,7 +184,9 @@ enum Command {
 listed by the provider; daemon not restarted after an upgrade or a configuration change;
 database or its directory readable by others, or not created yet; initgroups line without
 oidc; [NOTFOUND=return] before oidc; oidc on shadow; no PAM service using pam_oidc yet; an
-identity whose ID is not the one the fleet's rule gives (left by an earlier release).
+identity whose ID is not the one the fleet's rule gives (left by an earlier release); an NSS
+map not written yet, left out entries, not the daemon's own, expired or marked replaced while
+the daemon is down, or present (no longer used) while cache.nss_map is off.
 
 Exit status:
   0  no errors (warnings allowed)
@@ -240,7 +245,7 @@ enum IdmapCmd {
 enum UserCmd {
     /// List users: name, UID, groups, source, last login.
     List,
-    /// Show one user in full.
+    /// Show one user in full (with the offline PIN's state: set, wrong tries, locked until).
     Show {
         /// Unix name.
         name: String,

@@ -4,7 +4,8 @@ use std::io::{self, Write};
 
 use oidc_proto::Response;
 use oidc_proto::types::{
-    GroupRecord, Lifecycle, MigrationReport, RefreshStatus, SshKeyList, UserRecord,
+    GroupRecord, Lifecycle, MigrationReport, NssMapState, NssMapStatus, OfflinePinStatus,
+    RefreshStatus, SshKeyList, UserRecord,
 };
 use serde_json::json;
 
@@ -82,7 +83,11 @@ pub fn text(out: &mut impl Write, r: &Response) -> io::Result<()> {
                 out,
                 "enumeration:    {}",
                 if s.enumerate { "on" } else { "off" }
-            )
+            )?;
+            match &s.nss_map {
+                Some(m) => nss_map(out, m, s.users, s.groups),
+                None => Ok(()),
+            }
         }
         Response::UserList { users } => user_table(out, users),
         Response::UserDetails(u) => user_details(out, u),
@@ -137,6 +142,95 @@ fn ssh_keys(out: &mut impl Write, k: &SshKeyList) -> io::Result<()> {
     }
     for s in &k.skipped {
         writeln!(out, "# skipped: {s}")?;
+    }
+    Ok(())
+}
+
+/// The NSS map: on or off, the file, what its header says, and how it stands against the
+/// store (`users`, `groups`: the store's counts).
+fn nss_map(out: &mut impl Write, m: &NssMapStatus, users: u64, groups: u64) -> io::Result<()> {
+    let on = if m.enabled { "on" } else { "off" };
+    let Some(f) = &m.file else {
+        let what = if m.enabled {
+            if m.written_at.is_none() && m.build_error.is_none() {
+                "not written yet"
+            } else {
+                "MISSING"
+            }
+        } else {
+            "absent"
+        };
+        writeln!(out, "NSS map:        {on}, {}: {what}", m.path)?;
+        if let Some(e) = &m.build_error {
+            writeln!(out, "map error:      {e}")?;
+        }
+        return Ok(());
+    };
+    writeln!(out, "NSS map:        {on}, {}", m.path)?;
+    let mut file = format!("{} bytes, owner uid {}, mode {:04o}", f.size, f.uid, f.mode);
+    if !f.regular || f.uid != 0 || f.mode & 0o022 != 0 {
+        file.push_str(" (UNTRUSTED: the module ignores it)");
+    }
+    writeln!(out, "map file:       {file}")?;
+    if let Some(e) = &f.error {
+        writeln!(out, "map header:     UNREADABLE: {e}")?;
+    }
+    if let (Some(state), Some(generation)) = (f.state, f.generation) {
+        let state = match state {
+            NssMapState::Current => "current",
+            NssMapState::Behind => "behind the store (a new map is being written)",
+            NssMapState::Replaced => "replaced (lookups ask oidcd)",
+            NssMapState::Unknown => "unknown (lookups ask oidcd)",
+        };
+        let mine = if m.held {
+            ""
+        } else {
+            ", not the file this oidcd keeps"
+        };
+        writeln!(
+            out,
+            "map state:      {state}, generation {generation}{mine}"
+        )?;
+    }
+    if let (Some(u), Some(g)) = (f.users, f.groups) {
+        let private = g.saturating_sub(u);
+        let mut line = format!("{u} users, {g} groups ({private} of them users' private groups)");
+        if f.state == Some(NssMapState::Current) && (u != users || private != groups) {
+            line.push_str(&format!(
+                " DIFFERENT from the store's {users} users and {groups} groups"
+            ));
+        }
+        if m.skipped > 0 {
+            line.push_str(&format!(", {} left out (see the log)", m.skipped));
+        }
+        writeln!(out, "map entries:    {line}")?;
+    }
+    writeln!(
+        out,
+        "map written:    {}",
+        m.written_at
+            .map_or_else(|| "not by this oidcd".into(), when)
+    )?;
+    if let Some(until) = f.valid_until {
+        if until <= m.now {
+            writeln!(
+                out,
+                "map valid:      EXPIRED {} (no heartbeat for {})",
+                when(until),
+                duration((m.now - until).unsigned_abs())
+            )?;
+        } else {
+            writeln!(
+                out,
+                "map valid:      until {} ({} left, TTL {})",
+                when(until),
+                duration((until - m.now).unsigned_abs()),
+                duration(m.ttl_secs)
+            )?;
+        }
+    }
+    if let Some(e) = &m.build_error {
+        writeln!(out, "map error:      {e}")?;
     }
     Ok(())
 }
@@ -294,10 +388,29 @@ fn user_details(out: &mut impl Write, u: &UserRecord) -> io::Result<()> {
     if let Some(l) = &u.lifecycle {
         lifecycle(out, l)?;
     }
+    if let Some(p) = &u.offline_pin {
+        writeln!(out, "offline PIN:    {}", offline_pin(p))?;
+    }
     if !u.claims.is_null() {
         writeln!(out, "claims:         {}", serde_json::to_string(&u.claims)?)?;
     }
     Ok(())
+}
+
+/// Whether an offline PIN is set, its wrong tries and lock (the hash is never sent).
+fn offline_pin(p: &OfflinePinStatus) -> String {
+    if !p.set {
+        return "no".into();
+    }
+    let mut s = match p.set_at {
+        Some(t) => format!("yes (set {})", when(t)),
+        None => "yes".into(),
+    };
+    s.push_str(&format!(", {} wrong in a row", p.failures));
+    if let Some(t) = p.locked_until {
+        s.push_str(&format!(", locked until {}", when(t)));
+    }
+    s
 }
 
 /// The refresh and revocation state of a user.
@@ -428,7 +541,7 @@ fn duration(secs: u64) -> String {
 
 /// A Unix time as the local date and time with its UTC offset (`--json` keeps the number); the
 /// number itself when it is out of the calendar's range.
-fn when(unix: i64) -> String {
+pub(super) fn when(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map_or_else(
         || unix.to_string(),
         |t| {

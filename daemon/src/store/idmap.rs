@@ -221,82 +221,160 @@ impl Store {
 
     /// This host's IDs against the fleet's rule and its imported pins: every user and group of
     /// a configured issuer whose ID is not the one its pin, or (for hashed IDs) the rule, gives.
+    /// In one go; the daemon goes page by page ([`Store::id_check_page`]) instead, so that other
+    /// requests get the store between pages.
     pub fn id_check(&self, ctxs: &[NewIds<'_>]) -> Result<IdCheck, StoreError> {
-        let mut check = IdCheck {
+        let mut check = self.id_check_start()?;
+        let mut at = IdCursor::START;
+        while at != IdCursor::Done {
+            at = self.id_check_page(ctxs, &mut check, at, usize::MAX)?;
+        }
+        Ok(check)
+    }
+
+    /// An empty check, with the number of pins imported.
+    pub fn id_check_start(&self) -> Result<IdCheck, StoreError> {
+        Ok(IdCheck {
             pins: self
                 .conn
                 .query_row("SELECT count(*) FROM id_pins", [], |r| r.get::<_, i64>(0))?
                 .try_into()
                 .unwrap_or(0),
             ..IdCheck::default()
-        };
-        let rows: Vec<(String, String, String, String, u32)> = self
-            .conn
-            .prepare(
-                "SELECT 'user', issuer, sub, name, uid FROM users
-                 UNION ALL SELECT 'group', issuer, provider_name, name, gid FROM groups
-                 ORDER BY 1 DESC, 5",
-            )?
-            .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (kind, issuer, key, name, id) in rows {
-            let Some(ctx) = ctxs.iter().find(|c| c.issuer == issuer) else {
-                continue;
-            };
-            let kind_ = if kind == "user" {
-                IdKind::User
-            } else {
-                IdKind::Group
-            };
-            check.checked += 1;
-            let who = Who {
-                issuer: &issuer,
-                kind: kind_,
-                key: &key,
-            };
-            let expected = match pin_of(&self.conn, &who)? {
-                Some(pin) => Some((pin, true)),
-                None => {
-                    let (range, hashed) = match kind_ {
-                        IdKind::User => (
-                            ctx.cfg.mapping.uids,
-                            ctx.cfg.mapping.uid_source == UidSource::Hash,
-                        ),
-                        IdKind::Group => (
-                            ctx.cfg.mapping.gids,
-                            ctx.cfg.mapping.gid_source == crate::config::GidSource::Hash,
-                        ),
-                    };
-                    if !hashed {
-                        continue;
-                    }
-                    let mut host = TxHost::new(&self.conn, ctx.local);
-                    match ids::fleet_id(&who, range, None, &mut host)? {
-                        Ok((fleet, _)) => Some((fleet, false)),
-                        Err(_) => None,
-                    }
-                }
-            };
-            if expected.is_some_and(|(e, _)| e == id) {
-                continue;
-            }
-            check.differing += 1;
-            if check.findings.len() < MAX_FINDINGS {
-                check.findings.push(IdFinding {
-                    kind,
-                    issuer: issuer.clone(),
-                    key: key.clone(),
-                    name,
-                    id,
-                    expected: expected.map(|(e, _)| e),
-                    pinned: expected.is_some_and(|(_, p)| p),
-                });
-            }
-        }
-        Ok(check)
+        })
     }
+
+    /// Checks up to `limit` users (by UID) or groups (by GID) from `at` into `check`; where
+    /// the next page starts. Users first, then groups, as [`Store::id_check`] does: the pages
+    /// of a store that does not change in between add up to its result. One that changes may
+    /// have an identity checked twice or not at all (it moved past the cursor): a report's
+    /// blur, never a wrong ID.
+    pub fn id_check_page(
+        &self,
+        ctxs: &[NewIds<'_>],
+        check: &mut IdCheck,
+        at: IdCursor,
+        limit: usize,
+    ) -> Result<IdCursor, StoreError> {
+        let (kind, after, sql) = match at {
+            IdCursor::Users(after) => (
+                IdKind::User,
+                after,
+                "SELECT issuer, sub, name, uid FROM users WHERE uid > ?1 ORDER BY uid LIMIT ?2",
+            ),
+            IdCursor::Groups(after) => (
+                IdKind::Group,
+                after,
+                "SELECT issuer, provider_name, name, gid FROM groups WHERE gid > ?1 ORDER BY gid \
+                 LIMIT ?2",
+            ),
+            IdCursor::Done => return Ok(IdCursor::Done),
+        };
+        let rows: Vec<(String, String, String, u32)> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(
+                params![
+                    after.map_or(-1, i64::from),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        let last = rows.last().map(|r| r.3);
+        let full = rows.len() >= limit;
+        for (issuer, key, name, id) in rows {
+            self.check_id(ctxs, check, kind, issuer, key, name, id)?;
+        }
+        Ok(match (kind, full) {
+            (IdKind::User, true) => IdCursor::Users(last),
+            (IdKind::User, false) => IdCursor::Groups(None),
+            (IdKind::Group, true) => IdCursor::Groups(last),
+            (IdKind::Group, false) => IdCursor::Done,
+        })
+    }
+
+    /// One identity of [`Store::id_check_page`].
+    #[allow(clippy::too_many_arguments)] // the columns of one row, each used once
+    fn check_id(
+        &self,
+        ctxs: &[NewIds<'_>],
+        check: &mut IdCheck,
+        kind: IdKind,
+        issuer: String,
+        key: String,
+        name: String,
+        id: u32,
+    ) -> Result<(), StoreError> {
+        let Some(ctx) = ctxs.iter().find(|c| c.issuer == issuer) else {
+            return Ok(());
+        };
+        check.checked += 1;
+        let who = Who {
+            issuer: &issuer,
+            kind,
+            key: &key,
+        };
+        let expected = match pin_of(&self.conn, &who)? {
+            Some(pin) => Some((pin, true)),
+            None => {
+                let (range, hashed) = match kind {
+                    IdKind::User => (
+                        ctx.cfg.mapping.uids,
+                        ctx.cfg.mapping.uid_source == UidSource::Hash,
+                    ),
+                    IdKind::Group => (
+                        ctx.cfg.mapping.gids,
+                        ctx.cfg.mapping.gid_source == crate::config::GidSource::Hash,
+                    ),
+                };
+                if !hashed {
+                    return Ok(());
+                }
+                let mut host = TxHost::new(&self.conn, ctx.local);
+                match ids::fleet_id(&who, range, None, &mut host)? {
+                    Ok((fleet, _)) => Some((fleet, false)),
+                    Err(_) => None,
+                }
+            }
+        };
+        if expected.is_some_and(|(e, _)| e == id) {
+            return Ok(());
+        }
+        check.differing += 1;
+        if check.findings.len() < MAX_FINDINGS {
+            check.findings.push(IdFinding {
+                kind: match kind {
+                    IdKind::User => "user",
+                    IdKind::Group => "group",
+                }
+                .into(),
+                issuer,
+                key,
+                name,
+                id,
+                expected: expected.map(|(e, _)| e),
+                pinned: expected.is_some_and(|(_, p)| p),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where a paged ID check ([`Store::id_check_page`]) goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdCursor {
+    /// Users with a UID above this one (all users: `None`).
+    Users(Option<u32>),
+    /// Groups with a GID above this one, the users done.
+    Groups(Option<u32>),
+    /// Everything checked.
+    Done,
+}
+
+impl IdCursor {
+    /// The first page.
+    pub const START: Self = Self::Users(None);
 }
 
 /// One entry of a fleet map.

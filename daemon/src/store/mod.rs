@@ -19,7 +19,7 @@ use std::time::Duration;
 use oidc_proto::types::{GroupRecord, UnixGroup, UnixUser, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-pub use idmap::{PAGE_LEN, Pinned, from_format_1};
+pub use idmap::{IdCursor, PAGE_LEN, Pinned, from_format_1};
 pub use links::Link;
 pub use map::MapCounts;
 pub use offline::OfflinePin;
@@ -320,6 +320,7 @@ impl Store {
             .query_map([id], |r| r.get::<_, String>(0))?
             .collect::<Result<_, _>>()?;
         rec.lifecycle = self.lifecycle_of(id)?;
+        rec.offline_pin = Some(self.offline_pin_status(id)?);
         Ok(rec)
     }
 
@@ -407,6 +408,7 @@ fn user_record(r: &Row<'_>) -> rusqlite::Result<(i64, UserRecord)> {
             updated_at: r.get(14)?,
             last_login_at: r.get(15)?,
             lifecycle: None,
+            offline_pin: None,
         },
     ))
 }

@@ -1,6 +1,7 @@
 //! Offline PINs in the store: only an Argon2id hash (a PHC string, never shown or logged) and
 //! the wrong tries since the last online login, which resets them.
 
+use oidc_proto::types::OfflinePinStatus;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
@@ -56,6 +57,25 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether user `id` has an offline PIN, its wrong tries and lock, for `oidcctl user show`:
+    /// the hash is not read.
+    pub(super) fn offline_pin_status(&self, id: i64) -> Result<OfflinePinStatus, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT set_at, failures, locked_until FROM offline_pins WHERE user_id = ?1",
+        )?;
+        Ok(st
+            .query_row([id], |r| {
+                Ok(OfflinePinStatus {
+                    set: true,
+                    set_at: r.get(0)?,
+                    failures: r.get(1)?,
+                    locked_until: r.get(2)?,
+                })
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+
     /// Counts a wrong PIN for `name`, refusing the PIN until `lock_until` once there are
     /// `max_failures` in a row; returns the wrong tries in a row.
     pub fn offline_failure(
@@ -81,5 +101,45 @@ impl Store {
             [name],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{apply, claims, store};
+
+    /// `user show` says whether a PIN is set, with its wrong tries and lock, and never carries
+    /// the hash; a user without a PIN says "not set".
+    #[test]
+    fn user_record_shows_the_pin_state_not_the_hash() {
+        let mut s = store();
+        apply(&mut s, &claims("a", "alice", &[])).unwrap();
+        apply(&mut s, &claims("b", "bob", &[])).unwrap();
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$SECRETHASHSECRETHASH";
+        assert!(s.set_offline_pin("alice", hash, 1_000).unwrap());
+        assert_eq!(s.offline_failure("alice", 2, 9_000).unwrap(), 1);
+        let p = s
+            .user_record("alice")
+            .unwrap()
+            .unwrap()
+            .offline_pin
+            .unwrap();
+        assert_eq!(
+            (p.set, p.set_at, p.failures, p.locked_until),
+            (true, Some(1_000), 1, None)
+        );
+        assert_eq!(s.offline_failure("alice", 2, 9_000).unwrap(), 2);
+        let rec = s.user_record("alice").unwrap().unwrap();
+        let p = rec.offline_pin.clone().unwrap();
+        assert_eq!((p.failures, p.locked_until), (2, Some(9_000)));
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(
+            !json.contains("SECRETHASH") && !json.contains("argon2"),
+            "{json}"
+        );
+        let bob = s.user_record("bob").unwrap().unwrap().offline_pin.unwrap();
+        assert_eq!(bob, Default::default());
+        let listed = s.user_records().unwrap();
+        assert!(listed.iter().all(|u| u.offline_pin.is_some()));
     }
 }

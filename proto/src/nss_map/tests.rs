@@ -253,6 +253,44 @@ fn bad_headers_are_refused() {
     ));
 }
 
+/// The header alone (what `oidcctl status` reads) gives what the whole file gives, and is
+/// refused as the whole file is: short, of another length, bad magic, a section past the end.
+#[test]
+fn header_alone_reads_like_the_file() {
+    let mut file = sample();
+    file[STATE_OFFSET] = STATE_BEHIND;
+    let (state, until, map) = MapView::from_file(&file).unwrap();
+    let h = Header::read(&file[..HEADER_LEN], file.len()).unwrap();
+    assert_eq!(
+        (h.state, h.valid_until, h.layout),
+        (state, until, *map.layout())
+    );
+    assert_eq!(
+        (h.layout.generation, h.layout.users, h.layout.groups),
+        (7, 2, 4)
+    );
+    assert_eq!(h.layout.file_len, file.len());
+    for len in 0..HEADER_LEN {
+        assert!(Header::read(&file[..len], file.len()).is_err(), "{len}");
+    }
+    for len in [0, 16, HEADER_LEN, file.len() - 1, file.len() + 1] {
+        assert_eq!(
+            Header::read(&file[..HEADER_LEN], len),
+            Err(MapError::Truncated),
+            "{len}"
+        );
+    }
+    let mut bad = file.clone();
+    bad[16] ^= 1;
+    assert_eq!(Header::read(&bad, bad.len()), Err(MapError::BadMagic));
+    let mut bad = file;
+    bad[56..60].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(
+        Header::read(&bad, bad.len()),
+        Err(MapError::Corrupt(_))
+    ));
+}
+
 /// Every lookup on `file` returns without panicking (a result or an error, either is fine).
 fn exercise(file: &[u8]) {
     let Ok((_, _, map)) = MapView::from_file(file) else {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oidc_proto::client::{self, ClientError, TrustedOwner};
+use oidc_proto::types::StatusInfo;
 use oidc_proto::{Request, Response};
 
 use super::Report;
@@ -17,7 +18,12 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The socket's directory and the socket (root's, reachable by everyone), then `Status`: the
 /// daemon runs, speaks this protocol, is this version and uses this file's issuer.
-pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config>) {
+/// The daemon's status, when it answered.
+pub(super) fn check_daemon(
+    r: &mut Report,
+    socket: &Path,
+    config: Option<&Config>,
+) -> Option<StatusInfo> {
     const D: &str = "daemon";
     let start =
         "systemctl enable --now oidcd; if it does not stay up, journalctl -u oidcd says why";
@@ -49,7 +55,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                     format!("{} does not exist: oidcd is not running", dir.display()),
                     start,
                 );
-                return;
+                return None;
             }
         }
     }
@@ -60,7 +66,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                 format!("no socket at {}: oidcd is not running", socket.display()),
                 start,
             );
-            return;
+            return None;
         }
         Ok(m) if !m.file_type().is_socket() => {
             r.error(
@@ -68,7 +74,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                 format!("{} is not a socket", socket.display()),
                 "remove it and restart oidcd",
             );
-            return;
+            return None;
         }
         Ok(m) if m.uid() != 0 => {
             r.error(
@@ -80,7 +86,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                 ),
                 "find out who created it; then remove it and restart oidcd",
             );
-            return;
+            return None;
         }
         Ok(m) if m.mode() & 0o666 != 0o666 => r.error(
             D,
@@ -101,7 +107,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                 format!("unexpected answer to status: {other:?}"),
                 "systemctl restart oidcd",
             );
-            return;
+            return None;
         }
         Err(e @ ClientError::VersionMismatch { .. }) => {
             r.error(
@@ -109,11 +115,11 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
                 e.to_string(),
                 "systemctl restart oidcd, so the installed version runs",
             );
-            return;
+            return None;
         }
         Err(e) => {
             r.error(D, e.to_string(), start);
-            return;
+            return None;
         }
     };
     r.ok(
@@ -191,6 +197,7 @@ pub(super) fn check_daemon(r: &mut Report, socket: &Path, config: Option<&Config
             );
         }
     }
+    Some(status)
 }
 
 /// The database, its WAL files and their directory: root's, and private.
