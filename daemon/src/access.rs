@@ -104,6 +104,7 @@ pub fn rule(req: &Request) -> Rule {
         // Asks the provider (seconds), or changes what a user may do.
         Request::AdminUserRefresh { .. } => ("admin_user_refresh", Root, Slow),
         Request::AdminUserRevoke { .. } => ("admin_user_revoke", Root, Slow),
+        Request::AdminUserClearPin { .. } => ("admin_user_clear_pin", Root, Quick),
         // Every group and its members: enumeration.
         Request::AdminGroupList => ("admin_group_list", Root, Slow),
         // What `getent group NAME` shows, plus the provider's name for it and two times.

@@ -161,6 +161,7 @@ pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool
         }),
         Request::AdminUserRefresh { name } => crate::lifecycle::refresh_now(state, &name),
         Request::AdminUserRevoke { name } => crate::lifecycle::revoke_now(state, &name, peer.uid),
+        Request::AdminUserClearPin { name } => clear_pin(state, peer, &name),
         Request::AdminCacheClear => write(state, None, |s, _| {
             s.clear()?;
             log::info!("identity cache cleared by uid {}", peer.uid);
@@ -368,6 +369,28 @@ fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) ->
 }
 
 /// An audit record of an administrator's change, with the peer's uid.
+/// `oidcctl user clear-pin`: the user gets an invitation to set a new offline PIN at their next
+/// online login (users with a PIN are not invited), and a lockout ends.
+fn clear_pin(state: &State, peer: &Peer, name: &str) -> Response {
+    match state.with_store(|s| Ok((s.user_record(name)?.is_some(), s.clear_offline_pin(name)?))) {
+        Err(reason) => Response::error(ErrorCode::Unavailable, reason),
+        Ok((false, _)) => Response::NotFound,
+        Ok((true, false)) => Response::Done {
+            message: format!("{name} has no offline PIN"),
+        },
+        Ok((true, true)) => {
+            log::info!("offline PIN of {name} cleared by uid {}", peer.uid);
+            admin_event("clear_pin", peer).field("user", name).emit();
+            Response::Done {
+                message: format!(
+                    "offline PIN of {name} cleared: their next login through the identity \
+                     provider offers to set a new one"
+                ),
+            }
+        }
+    }
+}
+
 fn admin_event(outcome: &str, peer: &Peer) -> audit::Record {
     audit::record(Event::AdminChange, outcome).number("peer_uid", u64::from(peer.uid))
 }

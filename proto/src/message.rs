@@ -176,6 +176,12 @@ pub enum Request {
         /// Unix name.
         name: String,
     },
+    /// `oidcctl user clear-pin` (root only): forget a user's offline PIN, its wrong tries and
+    /// lock; their next online login invites them to set a new one.
+    AdminUserClearPin {
+        /// Unix name.
+        name: String,
+    },
     /// `oidcctl group list`.
     AdminGroupList,
     /// `oidcctl group show`.
@@ -340,6 +346,7 @@ impl Request {
             Self::AdminUserRemove { name: name() },
             Self::AdminUserRefresh { name: name() },
             Self::AdminUserRevoke { name: name() },
+            Self::AdminUserClearPin { name: name() },
             Self::AdminGroupList,
             Self::AdminGroupShow { name: name() },
             Self::AdminCacheClear,

@@ -11,6 +11,8 @@ use oidcd_tests::util::{self, Run};
 use oidcd_tests::{Daemon, DaemonConfig, Namespace, Provider, measure, ms};
 
 const PIN: &str = "493817";
+/// The PIN alice sets after the administrator cleared the first.
+const NEW_PIN: &str = "735102";
 const OFFLINE_PROMPT: &str = "Offline PIN for alice";
 
 fn setup() -> (Provider, Namespace, DaemonConfig) {
@@ -157,10 +159,28 @@ fn offline_pin_only_while_the_provider_is_unreachable() {
         "{pw}"
     );
 
+    // The administrator clears the PIN (forgotten, to be changed, or locked): alice's next
+    // online login invites her to set a new one, which works offline.
+    op.outage(None);
+    let cleared = d.oidcctl(&["user", "clear-pin", "alice"]);
+    cleared.expect_ok();
+    assert!(
+        cleared.stdout.contains("offline PIN of alice cleared"),
+        "{cleared}"
+    );
+    let shown = d.oidcctl(&["user", "show", "alice"]);
+    assert!(shown.stdout.contains("offline PIN:    no\n"), "{shown}");
+    let again = d.oidcctl(&["user", "clear-pin", "alice"]);
+    assert!(again.stdout.contains("alice has no offline PIN"), "{again}");
+    assert_ne!(d.oidcctl(&["user", "clear-pin", "nobody-here"]).code(), 0);
+    login_setting_pin(&ns, &op, NEW_PIN).expect_ok();
+    op.outage(Some("reset"));
+    offline_try(&ns, NEW_PIN).1.expect_ok();
+
     op.outage(None);
     d.oidcctl(&["user", "revoke", "alice"]).expect_ok();
     op.outage(Some("reset"));
-    let (asked, revoked) = offline_try(&ns, PIN);
+    let (asked, revoked) = offline_try(&ns, NEW_PIN);
     assert!(!asked, "offered to a revoked user: {revoked}");
     assert_ne!(revoked.code(), 0, "{revoked}");
     let shown = d.oidcctl(&["user", "show", "alice"]);

@@ -270,6 +270,13 @@ enum UserCmd {
         /// Unix name.
         name: String,
     },
+    /// Forget a user's offline PIN ([offline]), with its wrong tries and lock: a PIN they
+    /// forgot, want to change or locked. Their next login through the identity provider offers
+    /// to set a new one.
+    ClearPin {
+        /// Unix name.
+        name: String,
+    },
     /// The SSH public keys sshd accepts for a user now (what `oidc-authorized-keys NAME`
     /// prints to sshd's AuthorizedKeysCommand), from the claim claims.ssh_keys_claim names, as
     /// authorized_keys lines. Lines starting with # say how many are served and, for root, why
@@ -360,6 +367,9 @@ fn run(args: &Args) -> u8 {
         }
         Command::User(UserCmd::Revoke { name }) => Request::AdminUserRevoke { name: name.clone() },
         Command::User(UserCmd::Keys { name }) => Request::GetSshKeys { name: name.clone() },
+        Command::User(UserCmd::ClearPin { name }) => {
+            Request::AdminUserClearPin { name: name.clone() }
+        }
         Command::Group(GroupCmd::List) => Request::AdminGroupList,
         Command::Group(GroupCmd::Show { name }) => Request::AdminGroupShow { name: name.clone() },
         Command::Cache(CacheCmd::Clear) => Request::AdminCacheClear,

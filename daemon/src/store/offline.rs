@@ -93,6 +93,14 @@ impl Store {
         Ok(self.offline_pin(name)?.map_or(0, |p| p.failures))
     }
 
+    /// Forgets the offline PIN of `name` (hash, wrong tries, lock); `false` when none was set.
+    pub fn clear_offline_pin(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM offline_pins WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+            [name],
+        )? > 0)
+    }
+
     /// A right PIN: the wrong tries start again from zero.
     pub fn offline_success(&mut self, name: &str) -> Result<(), StoreError> {
         self.conn.execute(
@@ -141,5 +149,18 @@ mod tests {
         assert_eq!(bob, Default::default());
         let listed = s.user_records().unwrap();
         assert!(listed.iter().all(|u| u.offline_pin.is_some()));
+    }
+
+    /// Clearing forgets the hash, the wrong tries and the lock; clearing again finds none.
+    #[test]
+    fn clearing_forgets_the_pin() {
+        let mut s = store();
+        apply(&mut s, &claims("a", "alice", &[])).unwrap();
+        assert!(s.set_offline_pin("alice", "$argon2id$x", 1_000).unwrap());
+        s.offline_failure("alice", 1, 9_000).unwrap();
+        assert!(s.clear_offline_pin("alice").unwrap());
+        assert_eq!(s.offline_pin("alice").unwrap(), None);
+        assert!(!s.clear_offline_pin("alice").unwrap());
+        assert!(!s.clear_offline_pin("nobody").unwrap());
     }
 }
