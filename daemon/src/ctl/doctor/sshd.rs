@@ -83,9 +83,9 @@ pub(super) struct Needs {
     file: String,
 }
 
-/// Checks sshd's effective configuration (`sshd_config`: the file sshd reads instead of its
-/// default). Adds one ok line and nothing else when sshd is not installed or nothing in sshd
-/// depends on oidcd.
+/// Checks sshd's effective configuration, read from `sshd_config` when given (else sshd's
+/// default file). Adds one ok line and nothing else when sshd is not installed or nothing in
+/// sshd depends on oidcd.
 pub(super) fn check(
     r: &mut Report,
     host: &Host,
