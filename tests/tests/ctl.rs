@@ -1,8 +1,12 @@
 //! User story: an administrator sees and fixes the daemon's state with `oidcctl`: status,
 //! users, groups, cache, export/import of the ID map, with documented exit codes; other users
-//! may look but not change.
+//! may look but not change; `doctor` judges sshd's settings.
 
-use oidcd_tests::{Daemon, DaemonConfig, Namespace, TempDir, alice_claims, bob_claims, paths};
+use std::process::Command;
+
+use oidcd_tests::{
+    Daemon, DaemonConfig, Namespace, TempDir, alice_claims, bob_claims, pam, paths, sshd, util,
+};
 use serde_json::{Value, json};
 
 /// The `nobody` account setpriv switches to.
@@ -318,4 +322,67 @@ fn large_import_goes_in_parts_all_or_nothing() {
         ns.getent("passwd", &[name]).expect_ok();
     }
     assert_eq!(d.oidcctl_json(&["status"])["users"], 12_000);
+}
+
+/// `oidcctl doctor --sshd-config FILE` judges what the real sshd makes of FILE (`sshd -T -f`)
+/// with the shipped PAM stack as sshd's: the settings README.md gives pass, and
+/// `KbdInteractiveAuthentication no` is an error whose fix names the setting and the file.
+#[test]
+fn doctor_judges_sshd_settings() {
+    let ns = Namespace::builder().pam_dir().start();
+    let d = Daemon::start(&ns, &DaemonConfig::new());
+    pam::install_service_text(&ns, "sshd", &sshd::shipped_stack());
+    let dir = TempDir::with_mode("sshd", 0o755);
+    let key = dir.join("hostkey_ed25519");
+    util::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key),
+    )
+    .expect_ok();
+    let shipped = format!(
+        "HostKey {}\nUsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+         LoginGraceTime 6m\nMaxStartups 30:30:120\nPerSourceMaxStartups 4\n",
+        key.display()
+    );
+    let file = dir.join("sshd_config");
+    let sshd_findings = |text: &str| -> Vec<(String, String, String)> {
+        std::fs::write(&file, text).unwrap();
+        let run = d.oidcctl(&["doctor", "--json", "--sshd-config", &file.to_string_lossy()]);
+        run.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "sshd")
+            .map(|f| {
+                let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (s("severity"), s("message"), s("fix"))
+            })
+            .collect()
+    };
+
+    let good = sshd_findings(&shipped);
+    assert_eq!(good.len(), 2, "{good:#?}");
+    assert!(good.iter().all(|f| f.0 == "ok"), "{good:#?}");
+
+    let off = sshd_findings(&shipped.replace(
+        "KbdInteractiveAuthentication yes",
+        "KbdInteractiveAuthentication no",
+    ));
+    let errors: Vec<_> = off.iter().filter(|f| f.0 == "error").collect();
+    assert_eq!(errors.len(), 1, "{off:#?}");
+    assert!(
+        errors[0]
+            .1
+            .starts_with("KbdInteractiveAuthentication is no"),
+        "{off:#?}"
+    );
+    assert!(
+        errors[0].2.contains(&format!(
+            "set KbdInteractiveAuthentication yes (and PasswordAuthentication no, see \
+             oidcctl(8)) in {}",
+            file.display()
+        )),
+        "{off:#?}"
+    );
 }

@@ -1,5 +1,5 @@
 //! `oidcctl doctor`: checks a host's oidcd setup end to end (configuration, provider, clock,
-//! daemon, database, nsswitch.conf, PAM stacks) and says how to fix each problem found.
+//! daemon, database, nsswitch.conf, PAM stacks, sshd) and says how to fix each problem found.
 //!
 //! Each check adds [`Finding`]s. An error means logins or lookups do not work, or a local login
 //! (root's above all) could be lost; a warning, something that works but deserves a look.
@@ -11,6 +11,7 @@
 //! - `provider`: discovery, what it advertises, the clock; `daemon`: socket, daemon, database;
 //! - `nss_map`: the NSS map the daemon writes;
 //! - `nss`: nsswitch.conf and the module; `pam`: the stacks, run as Linux-PAM runs them;
+//! - `sshd`: sshd's effective configuration (`sshd -T`) against what logins over SSH need;
 //! - `ids`: this host's IDs against the fleet's rule, its pins and a fleet map.
 
 mod daemon;
@@ -19,6 +20,7 @@ mod nss;
 mod nss_map;
 mod pam;
 mod provider;
+mod sshd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,7 +50,7 @@ pub enum Severity {
 /// One result of one check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    /// The check: config, provider, clock, daemon, database, ids, nss or pam.
+    /// The check: config, provider, clock, daemon, database, nssmap, ids, nss, pam or sshd.
     pub check: &'static str,
     /// How bad it is.
     pub severity: Severity,
@@ -142,8 +144,14 @@ impl Host {
 }
 
 /// Runs every check and prints the findings; returns the exit status. `map`: a fleet map to
-/// compare this host's IDs with.
-pub fn run(config_path: &Path, socket: Option<&Path>, map: Option<&Path>, json: bool) -> u8 {
+/// compare this host's IDs with; `sshd_config`: the file sshd reads instead of its default.
+pub fn run(
+    config_path: &Path,
+    socket: Option<&Path>,
+    map: Option<&Path>,
+    sshd_config: Option<&Path>,
+    json: bool,
+) -> u8 {
     let mut r = Report::default();
     let config = check_config(&mut r, config_path);
     if let Some(c) = &config {
@@ -164,6 +172,7 @@ pub fn run(config_path: &Path, socket: Option<&Path>, map: Option<&Path>, json: 
     let host = Host::system();
     nss::check(&mut r, &host);
     pam::check(&mut r, &host);
+    sshd::check(&mut r, &host, config.as_ref(), sshd_config);
 
     let mut out = std::io::stdout().lock();
     let printed = if json {

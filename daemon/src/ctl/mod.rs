@@ -176,8 +176,15 @@ enum Command {
     /// with that fleet map is an error); nsswitch.conf (oidc on passwd and group, after files;
     /// libnss_oidc.so.2 installed); and every PAM service that uses pam_oidc.so (run as Linux-PAM would, root
     /// and a local user must still get in with their local password whatever pam_oidc answers,
-    /// daemon down or module missing included). Each finding is printed as ok, WARN or ERROR,
-    /// with a fix. Run it as root: the configuration may be readable by root only.
+    /// daemon down or module missing included); and sshd, as `sshd -T` reports its effective
+    /// global settings (Match blocks are not evaluated), when pam_oidc is in sshd's PAM stack
+    /// or an SSH keys claim is set: UsePAM no, KbdInteractiveAuthentication no (or, before
+    /// OpenSSH 8.7, ChallengeResponseAuthentication no) or AuthenticationMethods without
+    /// keyboard-interactive while pam_oidc is in sshd's stack, and an AuthorizedKeysCommand
+    /// naming oidc-authorized-keys without `%u` alone, missing, or without an
+    /// AuthorizedKeysCommandUser, are errors; sshd not installed skips these checks. Each
+    /// finding is printed as ok, WARN or ERROR, with a fix. Run it as root: the configuration
+    /// may be readable by root only, and `sshd -T` reads the host keys.
     #[command(
         after_help = "Warnings (exit status stays 0): insecure_http_issuer set; clock off by more than 10 s
 (but within login.clock_skew) or not checkable; device grant or a configured scope not
@@ -186,7 +193,11 @@ database or its directory readable by others, or not created yet; initgroups lin
 oidc; [NOTFOUND=return] before oidc; oidc on shadow; no PAM service using pam_oidc yet; an
 identity whose ID is not the one the fleet's rule gives (left by an earlier release); an NSS
 map not written yet, left out entries, not the daemon's own, expired or marked replaced while
-the daemon is down, or present (no longer used) while cache.nss_map is off.
+the daemon is down, or present (no longer used) while cache.nss_map is off; sshd: sshd -T
+failed (its message is shown), LoginGraceTime 0, over 10 minutes, or shorter than
+login.timeout, MaxStartups at the default 10:30:100, PerSourceMaxStartups none,
+PerSourcePenalties no, and with ssh_keys_claim set: no AuthorizedKeysCommand, one that does
+not run oidc-authorized-keys, or PubkeyAuthentication no.
 
 Exit status:
   0  no errors (warnings allowed)
@@ -196,13 +207,18 @@ Exit status:
 Examples:
   sudo oidcctl doctor
   sudo oidcctl doctor --json | jq '.findings[] | select(.severity != \"ok\")'
-  sudo oidcctl doctor --map /etc/oidcd/fleet-idmap.json"
+  sudo oidcctl doctor --map /etc/oidcd/fleet-idmap.json
+  sudo oidcctl doctor --sshd-config /etc/ssh/sshd_config.new"
     )]
     Doctor {
         /// Also compare this host's IDs with this fleet map (an error for every identity whose
         /// ID here differs). Without it, the pins imported here and the fleet's rule are checked.
         #[arg(long, value_name = "FILE")]
         map: Option<PathBuf>,
+        /// Check this sshd configuration file instead of sshd's own (/etc/ssh/sshd_config):
+        /// it is passed to `sshd -T -f FILE`, so a change can be checked before sshd reloads it.
+        #[arg(long, value_name = "FILE")]
+        sshd_config: Option<PathBuf>,
     },
 }
 
@@ -329,11 +345,12 @@ pub fn main() -> ExitCode {
 fn run(args: &Args) -> u8 {
     let request = match &args.command {
         Command::Config(ConfigCmd::Check) => return config_check(args),
-        Command::Doctor { map } => {
+        Command::Doctor { map, sshd_config } => {
             return doctor::run(
                 &args.config,
                 args.socket.as_deref(),
                 map.as_deref(),
+                sshd_config.as_deref(),
                 args.json,
             );
         }

@@ -56,7 +56,7 @@ enum Control {
 
 /// One module line of a stack.
 #[derive(Debug, Clone)]
-struct Entry {
+pub(super) struct Entry {
     control: Control,
     /// The module's file name without directory and `.so`: `pam_unix`.
     module: String,
@@ -199,7 +199,7 @@ fn is_service_name(n: &str) -> bool {
     !n.starts_with('.') && !n.contains('.') && !n.ends_with('~')
 }
 
-fn uses_oidc(stack: &[Entry]) -> bool {
+pub(super) fn uses_oidc(stack: &[Entry]) -> bool {
     stack.iter().any(|e| match &e.control {
         Control::Substack(s) => uses_oidc(s),
         Control::Actions { .. } => e.module == "pam_oidc",
@@ -405,7 +405,7 @@ fn lookup(map: &[(String, Action)], default: Action, code: &str) -> Action {
 }
 
 /// The `kind` lines (auth, account) of service `name` in `dir`, includes expanded.
-fn load(dir: &Path, name: &str, kind: &str, depth: usize) -> Result<Vec<Entry>, String> {
+pub(super) fn load(dir: &Path, name: &str, kind: &str, depth: usize) -> Result<Vec<Entry>, String> {
     if depth > MAX_DEPTH {
         return Err(format!("{name}: includes nested too deeply"));
     }
