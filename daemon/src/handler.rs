@@ -348,23 +348,9 @@ fn import(state: &State, peer: &Peer, entries: &[serde_json::Value]) -> Response
                 .collect(),
         },
         Ok(crate::import::Outcome::Refused(errors)) => {
-            rejected(errors.len(), entries.len(), errors)
+            crate::import::refused(&errors, entries.len() as u64)
         }
         Err(resp) => *resp,
-    }
-}
-
-fn rejected(bad: usize, total: usize, errors: Vec<crate::store::ImportError>) -> Response {
-    for e in &errors {
-        log::warn!("import refused entry {}: {}", e.index, e.message);
-    }
-    Response::Error {
-        code: ErrorCode::Rejected,
-        message: format!("{bad} of {total} entries refused; nothing was applied"),
-        details: errors
-            .into_iter()
-            .map(|e| format!("entry {}: {}", e.index, e.message))
-            .collect(),
     }
 }
 

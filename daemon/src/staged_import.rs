@@ -15,14 +15,12 @@ use serde_json::Value;
 
 use crate::access::Peer;
 use crate::state::{State, lock};
-use crate::store::{Applied, ImportError};
+use crate::store::Applied;
 
 /// Largest import kept (JSON text of all its parts).
 pub const MAX_STAGED_BYTES: usize = 256 * 1024 * 1024;
 /// A staged import with no part or commit for this long is dropped.
 pub const IDLE: Duration = Duration::from_secs(60);
-/// Refusals listed in an answer; the rest are counted (and all are logged).
-const MAX_DETAILS: usize = 100;
 
 /// Parts received so far.
 #[derive(Debug)]
@@ -111,7 +109,7 @@ pub fn commit(state: &State, peer: &Peer, id: &str, total: u64) -> Response {
     let started = Instant::now();
     match crate::import::claims(state, peer, crate::import::Parts::Staged(&staged.parts)) {
         Ok(crate::import::Outcome::Applied(applied)) => done(&applied, started),
-        Ok(crate::import::Outcome::Refused(errors)) => refused(&errors, total),
+        Ok(crate::import::Outcome::Refused(errors)) => crate::import::refused(&errors, total),
         Err(resp) => *resp,
     }
 }
@@ -133,30 +131,5 @@ fn done(applied: &[Applied], started: Instant) -> Response {
             applied.len(),
             applied.len() - new
         ),
-    }
-}
-
-fn refused(errors: &[ImportError], total: u64) -> Response {
-    for e in errors {
-        log::warn!("import refused entry {}: {}", e.index, e.message);
-    }
-    let mut details: Vec<String> = errors
-        .iter()
-        .take(MAX_DETAILS)
-        .map(|e| format!("entry {}: {}", e.index, e.message))
-        .collect();
-    if errors.len() > MAX_DETAILS {
-        details.push(format!(
-            "... and {} more (all in the daemon's log)",
-            errors.len() - MAX_DETAILS
-        ));
-    }
-    Response::Error {
-        code: ErrorCode::Rejected,
-        message: format!(
-            "{} of {total} entries refused; nothing was applied",
-            errors.len()
-        ),
-        details,
     }
 }

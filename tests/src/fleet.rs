@@ -1,6 +1,6 @@
 //! Fleets of test hosts (issue 13): the fleet rule's first UID candidate, computed here as
-//! `daemon/src/identity/ids.rs` does (FNV-1a is public; the tests check their prediction
-//! against the daemon's answer), and a search for two subjects whose UIDs collide, as an
+//! `daemon/src/identity/ids.rs` does (FNV-1a and MurmurHash3's finalizer are public; the tests
+//! check their prediction against the daemon's answer), and a search for two subjects whose UIDs collide, as an
 //! administrator's directory eventually holds.
 
 use std::collections::HashMap;
@@ -23,10 +23,19 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
     h
 }
 
+fn fmix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h
+}
+
 /// The first UID candidate of subject `sub` at `issuer` in `range`: the identity's UID on
 /// every host where nobody holds it.
 pub fn first_uid(issuer: &str, sub: &str, (min, max): (u32, u32)) -> u32 {
-    let h = fnv1a64(&[b"user", issuer.as_bytes(), sub.as_bytes()]);
+    let h = fmix64(fnv1a64(&[b"user", issuer.as_bytes(), sub.as_bytes()]));
     min + (h % (u64::from(max) - u64::from(min) + 1)) as u32
 }
 
