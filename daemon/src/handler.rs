@@ -20,7 +20,28 @@ use crate::store::{NewIds, Store, StoreError};
 /// `login_wait` checks it, so a login whose PAM conversation is gone stops at once).
 pub fn handle(state: &Arc<State>, admitted: Admitted, hung_up: &dyn Fn() -> bool) -> Response {
     let (req, peer, scope) = admitted.into_parts();
-    let peer = &peer;
+    // The imports parse and apply whole directories: what they freed goes back to the system.
+    let big = matches!(
+        req,
+        Request::AdminImport { .. }
+            | Request::AdminImportCommit { .. }
+            | Request::AdminImportMap { .. }
+            | Request::AdminImportPins { .. }
+    );
+    let resp = answer(state, req, &peer, scope, hung_up);
+    if big {
+        crate::memory::give_back();
+    }
+    resp
+}
+
+fn answer(
+    state: &Arc<State>,
+    req: Request,
+    peer: &Peer,
+    scope: Scope,
+    hung_up: &dyn Fn() -> bool,
+) -> Response {
     match req {
         Request::GetUserByName { name } => {
             let resp = lookup(state, CacheKey::UserName(name.clone()), |s| {

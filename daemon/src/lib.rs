@@ -44,6 +44,7 @@ pub mod identity;
 pub mod import;
 pub mod lifecycle;
 pub mod logging;
+pub mod memory;
 pub mod nss_map;
 pub mod offline;
 pub mod oidc;

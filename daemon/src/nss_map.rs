@@ -186,6 +186,8 @@ fn run_at(state: &State, path: &Path) {
                     bytes,
                     started.elapsed().as_millis()
                 );
+                // The map was laid out whole in memory: hand that back.
+                crate::memory::give_back();
                 let mut s = lock(&map.shared);
                 s.written = Some((unix_now(), counts.skipped));
                 s.build_error = None;

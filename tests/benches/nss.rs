@@ -178,19 +178,27 @@ fn run_size(size: &Size, plan: &Plan, floor: &Path, with_sss: bool) -> Results {
     d.oidcctl(&["import", &map_file.to_string_lossy()])
         .expect_ok();
     let pin = t.elapsed();
-    let t = Instant::now();
-    let r = d.oidcctl(&["import", &file.to_string_lossy()]);
-    let import = t.elapsed();
-    r.expect_ok();
+    // The pins made the users (without their groups), and a map of them follows: wait for it,
+    // then for the one after the import.
     let total = size.users + 1;
     let line = format!("written: {total} users");
     assert!(
         util::wait_until(Duration::from_secs(60), || d.logs().contains(&line)),
+        "no map of the {total} pinned users:\n{}",
+        tail(&d.logs())
+    );
+    let pinned_logs = d.logs().len();
+    let t = Instant::now();
+    let r = d.oidcctl(&["import", &file.to_string_lossy()]);
+    let import = t.elapsed();
+    r.expect_ok();
+    let after_import = || d.logs().get(pinned_logs..).unwrap_or("").to_string();
+    assert!(
+        util::wait_until(Duration::from_secs(60), || after_import().contains(&line)),
         "no map of {total} users:\n{}",
         tail(&d.logs())
     );
-    let build_ms = d
-        .logs()
+    let build_ms = after_import()
         .lines()
         .rfind(|l| l.contains(&line))
         .and_then(|l| l.rsplit(" in ").next())
